@@ -1,0 +1,21 @@
+"""pinnbal: physics-informed neural networks with adaptive loss balancing.
+
+A problem file defines a :class:`Problem`; :func:`train` trains it under a
+balancer and writes a run directory; ``pinnbal run PROBLEM`` does the same
+from the shell.
+"""
+
+__version__ = "0.1.0"
+
+from .errors import OptionError, PinnbalError, ProblemError  # noqa: E402
+from .geometry import Box, Face  # noqa: E402
+from .loader import load_problem  # noqa: E402
+from .points import Points  # noqa: E402
+from .problem import Boundary, Data, Initial, Problem, Residual  # noqa: E402
+from .reference import GridReference  # noqa: E402
+from .train import Run, TrainConfig, train  # noqa: E402
+
+__all__ = [
+    "Box", "Boundary", "Data", "Face", "GridReference", "Initial", "OptionError", "PinnbalError", "Points",
+    "Problem", "ProblemError", "Residual", "Run", "TrainConfig", "load_problem", "train",
+]

@@ -1,0 +1,143 @@
+"""The balancer interface.
+
+A balancer turns training statistics into one weight per loss term::
+
+    state = balancer.init(terms)                       # dict of tensors
+    weights, state = balancer.update(stats, state, step=s, progress=s/S)
+
+State is returned, never hidden in the object (like an optax transformation),
+so it can be checkpointed and logged.  A balancer declares what it needs
+(``needs``: ``"losses"``, ``"jacobian"``); the engine computes each statistic
+once per step and only on the steps the balancer asks for it
+(:meth:`Balancer.needs_at`).
+
+Cadence, smoothing and bounds are written once here and apply to every
+adaptive balancer through the shared options:
+
+- ``every`` (N): recompute the target weights every N steps, keep them between;
+- ``alpha`` (α): EMA, w ← α w + (1 − α) ŵ;
+- ``min`` / ``max``: clamp weights to [min, max] (guards against the
+  runaway weights that unbounded LRA reaches, 1e6 on Kovasznay flow);
+- a non-finite target (NaN/inf from a diverging term) is ignored: the weights
+  stay as they were and ``state["skipped"]`` counts it.
+
+A new method subclasses :class:`Balancer` and writes :meth:`target`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from ..errors import OptionError
+
+
+@dataclass(frozen=True)
+class TermInfo:
+    name: str
+    kind: str  # residual | boundary | initial | data
+    weight: float
+
+
+@dataclass
+class Stats:
+    """What the engine measured this step; fields are None unless asked for."""
+
+    losses: torch.Tensor  # (K,), detached
+    jacobian: torch.Tensor | None = None  # (K, P): J[k] = dL_k/dθ
+
+
+class Balancer:
+    """Base class: options, cadence, EMA, bounds and guards; subclasses write ``target``."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    needs: ClassVar[frozenset[str]] = frozenset({"losses"})
+    #: option name -> default; the type of the default is the option's type
+    options: ClassVar[dict[str, Any]] = {"every": 1, "alpha": 0.0, "min": 1e-3, "max": 1e3}
+
+    def __init__(self, **opts: Any):
+        unknown = sorted(set(opts) - set(self.options))
+        if unknown:
+            raise OptionError(
+                f"balancer {self.name!r}: unknown option {unknown[0]!r}; options are "
+                + ", ".join(f"{k}={v}" for k, v in self.options.items())
+            )
+        self.opts = {k: coerce(self.name, k, opts.get(k, v), v) for k, v in self.options.items()}
+        self.check_options()
+
+    def check_options(self) -> None:
+        o = self.opts
+        if "every" in o and o["every"] < 1:
+            raise OptionError(f"balancer {self.name!r}: every={o['every']}; need an integer >= 1")
+        if "alpha" in o and not 0.0 <= o["alpha"] < 1.0:
+            raise OptionError(f"balancer {self.name!r}: alpha={o['alpha']}; need 0 <= alpha < 1")
+        if "min" in o and not 0.0 <= o["min"] < o["max"]:
+            raise OptionError(f"balancer {self.name!r}: need 0 <= min < max, got min={o['min']}, max={o['max']}")
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec string, e.g. ``lra:alpha=0.9,every=10,...``."""
+        if not self.opts:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.opts.items())
+
+    # -- interface ----------------------------------------------------------
+    def init(self, terms: list[TermInfo]) -> dict[str, torch.Tensor]:
+        self.terms = list(terms)
+        initial = torch.tensor([t.weight for t in terms], dtype=torch.float64)
+        return {"weights": initial, "initial": initial.clone(), "skipped": torch.zeros((), dtype=torch.int64)}
+
+    def due(self, step: int) -> bool:
+        return step % self.opts.get("every", 1) == 0
+
+    def needs_at(self, step: int) -> frozenset[str]:
+        return self.needs if self.due(step) else frozenset({"losses"})
+
+    def update(self, stats: Stats, state: dict, *, step: int, progress: float) -> tuple[torch.Tensor, dict]:
+        if not self.due(step):
+            return state["weights"], state
+        target = self.target(stats, state, step=step, progress=progress)
+        state = dict(state)
+        if not bool(torch.isfinite(target).all()):
+            state["skipped"] = state["skipped"] + 1
+            return state["weights"], state
+        alpha = self.opts.get("alpha", 0.0)
+        weights = alpha * state["weights"] + (1.0 - alpha) * target.to(state["weights"])
+        if "min" in self.opts:
+            weights = weights.clamp(self.opts["min"], self.opts["max"])
+        state["weights"] = weights
+        return weights, state
+
+    def target(self, stats: Stats, state: dict, *, step: int, progress: float) -> torch.Tensor:
+        """The weights this method wants now (before EMA and bounds), shape (K,)."""
+        raise NotImplementedError
+
+
+def coerce(balancer: str, key: str, value: Any, default: Any) -> Any:
+    """Convert an option value (often a string from the CLI) to the default's type."""
+    kind = type(default)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if kind is int:
+            as_float = float(value)
+            if as_float != int(as_float):
+                raise ValueError
+            return int(as_float)
+        if kind is float:
+            result = float(value)
+            if result != result or result in (float("inf"), float("-inf")):
+                raise ValueError
+            return result
+        return kind(value)
+    except (TypeError, ValueError):
+        raise OptionError(
+            f"balancer {balancer!r}: option {key}={value!r} is not a valid {kind.__name__} (default {default!r})"
+        ) from None

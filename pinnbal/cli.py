@@ -1,0 +1,151 @@
+"""The ``pinnbal`` command: run, info, balancers, render.
+
+Mistakes in user input (problem files, options) print one line and exit 2;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import OptionError, PinnbalError
+
+DEFAULTS_HELP = "(default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        sys.stderr.write(f"pinnbal: error: {message} (see `{self.prog} --help`)\n")
+        sys.exit(2)
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    weights = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, eq, value = item.partition("=")
+        try:
+            if not eq:
+                raise ValueError
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise OptionError(f"--weights {text!r}: {item!r} is not term=number (e.g. --weights pde=1,ic=100)") from None
+    return weights
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    from .train import TrainConfig
+
+    d = TrainConfig()
+    p.add_argument("--balancer", default="lra", help="balancer spec, e.g. lra or lra:alpha=0.9,every=10 " + DEFAULTS_HELP)
+    p.add_argument("--steps", type=int, default=d.steps, help="Adam steps " + DEFAULTS_HELP)
+    p.add_argument("--lbfgs", type=int, default=d.lbfgs, help="L-BFGS iterations after Adam " + DEFAULTS_HELP)
+    p.add_argument("--seed", type=int, default=d.seed, help=DEFAULTS_HELP)
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate " + DEFAULTS_HELP)
+    p.add_argument("--lr-decay", type=float, default=d.lr_decay, help="decay factor per --lr-decay-every steps " + DEFAULTS_HELP)
+    p.add_argument("--lr-decay-every", type=int, default=d.lr_decay_every, help=DEFAULTS_HELP)
+    p.add_argument("--device", default=d.device, help="auto, cpu or cuda " + DEFAULTS_HELP)
+    p.add_argument("--dtype", default=d.dtype, help="float32 or float64 " + DEFAULTS_HELP)
+    p.add_argument("--arch", default=d.arch, help="mlp, fourier or modified " + DEFAULTS_HELP)
+    p.add_argument("--width", type=int, default=d.width, help=DEFAULTS_HELP)
+    p.add_argument("--depth", type=int, default=d.depth, help="hidden layers " + DEFAULTS_HELP)
+    p.add_argument("--activation", default=d.activation, help="tanh, sin, gelu, silu, relu " + DEFAULTS_HELP)
+    p.add_argument("--sampler", default=d.sampler, help="uniform, sobol or lhs " + DEFAULTS_HELP)
+    p.add_argument("--resample-every", type=int, default=d.resample_every, help="redraw points every N steps, 0: never " + DEFAULTS_HELP)
+    p.add_argument("--jacobian", default=d.jacobian, help="per-term gradients: auto, loop or batched " + DEFAULTS_HELP)
+    p.add_argument("--log-every", type=int, default=d.log_every, help=DEFAULTS_HELP)
+    p.add_argument("--eval-every", type=int, default=d.eval_every, help=DEFAULTS_HELP)
+    p.add_argument("--weights", type=parse_weights, default={}, help="initial/fixed term weights, e.g. pde=1,ic=100")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="pinnbal", description="Physics-informed neural networks with adaptive loss balancing.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = sub.add_parser("run", help="train a problem file and write a run directory")
+    run.add_argument("problem", help="path to a problem file, e.g. problems/burgers.py")
+    add_train_options(run)
+    run.add_argument("--out", help="run directory (default: runs/<problem>-<balancer>-s<seed>)")
+    run.add_argument("--force", action="store_true", help="overwrite the run files in an existing --out")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--no-render", action="store_true", help="skip the figures")
+
+    info = sub.add_parser("info", help="describe a problem file")
+    info.add_argument("problem")
+
+    sub.add_parser("balancers", help="list the balancers and their options")
+
+    render = sub.add_parser("render", help="draw the figures of a run directory")
+    render.add_argument("run_dir")
+    return parser
+
+
+def cmd_run(args) -> int:
+    from .loader import load_problem
+    from .train import train
+
+    problem = load_problem(args.problem)
+    from .balancers import make_balancer
+
+    balancer = make_balancer(args.balancer)
+    out = Path(args.out) if args.out else Path("runs") / f"{problem.name}-{balancer.name}-s{args.seed}"
+    settings = {k: getattr(args, k) for k in (
+        "steps", "lbfgs", "seed", "lr", "lr_decay", "lr_decay_every", "device", "dtype", "arch", "width", "depth",
+        "activation", "sampler", "resample_every", "jacobian", "log_every", "eval_every", "weights")}
+    run = train(problem, balancer, out=out, force=args.force, progress=not args.quiet, render=not args.no_render,
+                problem_path=args.problem, **settings)
+    m = run.metrics
+    err = f"rel L2 {m['rel_l2']:.3e}" if m["rel_l2"] is not None else "no reference"
+    print(f"{m['problem']} [{m['balancer']}] seed {m['seed']}: {err} after {m['steps']} steps in {m['wall_s']:.1f} s "
+          f"({m['ms_per_step']:.1f} ms/step) -> {out}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .loader import load_problem
+
+    print(load_problem(args.problem).describe())
+    return 0
+
+
+def cmd_balancers(args) -> int:
+    from .balancers import BALANCERS
+
+    for name, cls in BALANCERS.items():
+        opts = ", ".join(f"{k}={v}" for k, v in cls.options.items()) or "-"
+        needs = "+".join(sorted(cls.needs))
+        print(f"{name:<12} {cls.summary}\n{'':<12} needs: {needs}; options: {opts}")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from .plots import render_run
+
+    for path in render_run(args.run_dir):
+        print(path)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "info": cmd_info, "balancers": cmd_balancers, "render": cmd_render}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except PinnbalError as exc:
+        if args.debug:
+            raise
+        sys.stderr.write(f"pinnbal: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("pinnbal: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

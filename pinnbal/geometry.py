@@ -1,0 +1,163 @@
+"""Domains and point sampling.
+
+A :class:`Box` is an axis-aligned box whose keyword order is the column order
+of every point array (time is just another coordinate).  A :class:`Face`
+names faces of that box.  Points are drawn uniformly at random (default),
+or quasi-randomly with ``scipy.stats.qmc`` (Sobol, Latin hypercube): scipy's
+generators are maintained, scrambled and seedable, so we use them rather than
+writing our own low-discrepancy sequences.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.stats import qmc
+
+from .errors import ProblemError
+
+SAMPLERS = ("uniform", "sobol", "lhs")
+
+
+class Box:
+    """Axis-aligned box ``Box(x=(-1, 1), t=(0, 1))``; keyword order = column order."""
+
+    def __init__(self, **bounds: tuple[float, float]):
+        if not bounds:
+            raise ProblemError("Box() needs at least one coordinate, e.g. Box(x=(0.0, 1.0))")
+        self.names = list(bounds)
+        lows, highs = [], []
+        for name, span in bounds.items():
+            try:
+                lo, hi = (float(v) for v in span)
+            except (TypeError, ValueError):
+                raise ProblemError(
+                    f"Box: coordinate {name!r} needs a pair (lo, hi) of numbers, got {span!r}"
+                ) from None
+            if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
+                raise ProblemError(
+                    f"Box: coordinate {name!r} has empty or infinite range ({lo}, {hi}); need lo < hi"
+                )
+            lows.append(lo)
+            highs.append(hi)
+        self.low = np.array(lows)
+        self.high = np.array(highs)
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        if name not in self.names:
+            raise ProblemError(f"{name!r} is not a coordinate of the box; coordinates are {self.names}")
+        return self.names.index(name)
+
+    def __repr__(self) -> str:
+        spans = ", ".join(f"{n}=({lo:g}, {hi:g})" for n, lo, hi in zip(self.names, self.low, self.high))
+        return f"Box({spans})"
+
+    def sample(self, n: int, rng: np.random.Generator, method: str = "uniform") -> np.ndarray:
+        """``n`` points in the interior, shape (n, dim)."""
+        unit = unit_samples(n, self.dim, rng, method)
+        return self.low + unit * (self.high - self.low)
+
+    def grid(self, n_total: int) -> np.ndarray:
+        """A uniform tensor grid of about ``n_total`` points covering the closed box."""
+        per_axis = max(2, round(n_total ** (1.0 / self.dim)))
+        axes = [np.linspace(lo, hi, per_axis) for lo, hi in zip(self.low, self.high)]
+        mesh = np.meshgrid(*axes, indexing="ij")
+        return np.stack([m.ravel() for m in mesh], axis=1)
+
+    def all_faces(self) -> list[tuple[int, float]]:
+        return [(i, v) for i in range(self.dim) for v in (self.low[i], self.high[i])]
+
+
+def unit_samples(n: int, dim: int, rng: np.random.Generator, method: str) -> np.ndarray:
+    """``n`` points in the unit cube [0, 1]^dim by ``method`` (uniform | sobol | lhs)."""
+    if dim == 0:
+        return np.zeros((n, 0))
+    if method == "uniform":
+        return rng.random((n, dim))
+    if method == "sobol":
+        sampler = qmc.Sobol(d=dim, scramble=True, seed=rng)
+        # Sobol balance needs powers of two; draw the next one up and keep n.
+        m = max(0, math.ceil(math.log2(max(n, 1))))
+        return sampler.random_base2(m)[:n]
+    if method == "lhs":
+        return qmc.LatinHypercube(d=dim, seed=rng).random(n)
+    raise ProblemError(f"unknown sampler {method!r}; choose one of {', '.join(SAMPLERS)}")
+
+
+@dataclass(frozen=True)
+class Face:
+    """Faces of a box.
+
+    ``Face(t=0.0)`` is the face where ``t`` equals 0 (must be a face of the
+    box); ``Face("x")`` is both faces normal to ``x``; several names or
+    values may be combined: ``Face("x", y=1.0)``.
+    """
+
+    normals: tuple[str, ...]
+    fixed: tuple[tuple[str, float], ...]
+
+    def __init__(self, *normals: str, **fixed: float):
+        if not normals and not fixed:
+            raise ProblemError('Face() needs a coordinate, e.g. Face("x") or Face(t=0.0)')
+        for n in normals:
+            if not isinstance(n, str):
+                raise ProblemError(f"Face: positional arguments are coordinate names, got {n!r}")
+        object.__setattr__(self, "normals", tuple(normals))
+        try:
+            object.__setattr__(self, "fixed", tuple((k, float(v)) for k, v in fixed.items()))
+        except (TypeError, ValueError):
+            raise ProblemError(f"Face: coordinate values must be numbers, got {fixed!r}") from None
+
+    def resolve(self, box: Box, where: str) -> list[tuple[int, float]]:
+        """The (axis, value) pairs this names on ``box``; a clear error if one is not a face."""
+        faces: list[tuple[int, float]] = []
+        for name in self.normals:
+            if name not in box.names:
+                raise ProblemError(f"{where}: Face({name!r}) names no coordinate; coordinates are {box.names}")
+            i = box.index(name)
+            faces += [(i, box.low[i]), (i, box.high[i])]
+        for name, value in self.fixed:
+            if name not in box.names:
+                raise ProblemError(f"{where}: Face({name}=...) names no coordinate; coordinates are {box.names}")
+            i = box.index(name)
+            if not (np.isclose(value, box.low[i]) or np.isclose(value, box.high[i])):
+                raise ProblemError(
+                    f"{where}: Face({name}={value:g}) is not a face of the box; "
+                    f"{name} runs from {box.low[i]:g} to {box.high[i]:g}"
+                )
+            faces.append((i, box.low[i] if np.isclose(value, box.low[i]) else box.high[i]))
+        return sorted(set(faces))
+
+
+def sample_faces(
+    box: Box, faces: list[tuple[int, float]], n: int, rng: np.random.Generator, method: str = "uniform"
+) -> np.ndarray:
+    """``n`` points on the union of ``faces``, each face drawn in proportion to its area."""
+    areas = np.array([np.prod(np.delete(box.high - box.low, axis)) for axis, _ in faces])
+    counts = np.floor(n * areas / areas.sum()).astype(int)
+    # Hand out the remainder by largest fractional share, deterministically.
+    remainder = n - counts.sum()
+    shares = n * areas / areas.sum() - counts
+    counts[np.argsort(-shares, kind="stable")[:remainder]] += 1
+    blocks = []
+    for (axis, value), count in zip(faces, counts):
+        if count == 0:
+            continue
+        pts = np.empty((count, box.dim))
+        others = [i for i in range(box.dim) if i != axis]
+        unit = unit_samples(count, len(others), rng, method)
+        pts[:, others] = box.low[others] + unit * (box.high[others] - box.low[others])
+        pts[:, axis] = value
+        blocks.append(pts)
+    return np.concatenate(blocks, axis=0)
+
+
+def to_tensor(array: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(array, dtype=dtype, device=device)

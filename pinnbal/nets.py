@@ -1,0 +1,135 @@
+"""Networks and the PINN model that wraps them.
+
+- ``mlp``: a fully connected network, Xavier-normal weights, zero biases
+  (Glorot & Bengio 2010), the PINN default since Raissi et al. 2019.
+- ``fourier``: random Fourier-feature embedding [cos(2π B x), sin(2π B x)],
+  B ~ N(0, σ²), before the MLP (Tancik et al. 2020; Wang, Wang & Perdikaris
+  2021 for PINNs).
+- ``modified``: the modified MLP of Wang, Teng & Perdikaris 2021 (eq. 43):
+  U = φ(X W_U), V = φ(X W_V), H¹ = φ(X W¹), Z^l = φ(H^l W^l),
+  H^{l+1} = (1 − Z^l) ⊙ U + Z^l ⊙ V, output H^L W.
+
+:class:`PINNModel` maps box coordinates to [−1, 1] before the network, adds
+the problem's unknown coefficients as parameters and applies the optional
+output transform (hard constraints).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import OptionError
+from .points import Points
+
+ACTIVATIONS = {"tanh": nn.Tanh, "sin": None, "gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
+ARCHITECTURES = ("mlp", "fourier", "modified")
+
+
+class Sine(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(x)
+
+
+def activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise OptionError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return Sine() if name == "sin" else ACTIVATIONS[name]()
+
+
+def dense(n_in: int, n_out: int) -> nn.Linear:
+    layer = nn.Linear(n_in, n_out)
+    nn.init.xavier_normal_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class MLP(nn.Module):
+    def __init__(self, n_in: int, n_out: int, width: int, depth: int, act: str):
+        super().__init__()
+        layers: list[nn.Module] = []
+        sizes = [n_in] + [width] * depth
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [dense(a, b), activation(act)]
+        layers.append(dense(sizes[-1], n_out))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class FourierFeatures(nn.Module):
+    """[cos(2π x B), sin(2π x B)] with a fixed Gaussian matrix B (d × features/2)."""
+
+    def __init__(self, n_in: int, features: int, sigma: float):
+        super().__init__()
+        self.register_buffer("B", torch.randn(n_in, features // 2) * sigma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        proj = 2 * math.pi * x @ self.B
+        return torch.cat([torch.cos(proj), torch.sin(proj)], dim=1)
+
+
+class ModifiedMLP(nn.Module):
+    """Wang, Teng & Perdikaris 2021, eq. (43): gates mixing two input encoders."""
+
+    def __init__(self, n_in: int, n_out: int, width: int, depth: int, act: str):
+        super().__init__()
+        self.encode_u, self.encode_v = dense(n_in, width), dense(n_in, width)
+        self.hidden = nn.ModuleList([dense(n_in, width)] + [dense(width, width) for _ in range(depth - 1)])
+        self.out = dense(width, n_out)
+        self.act = activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u, v = self.act(self.encode_u(x)), self.act(self.encode_v(x))
+        h = x
+        for layer in self.hidden:
+            z = self.act(layer(h))
+            h = (1 - z) * u + z * v
+        return self.out(h)
+
+
+def build_network(n_in: int, n_out: int, arch: str = "mlp", width: int = 64, depth: int = 4,
+                  act: str = "tanh", fourier_features: int = 64, fourier_sigma: float = 1.0) -> nn.Module:
+    """The network named ``arch``; options as on the CLI (``--width``, ``--depth``, ...)."""
+    if width < 1 or depth < 1:
+        raise OptionError(f"network width and depth must be >= 1, got width={width}, depth={depth}")
+    if arch == "mlp":
+        return MLP(n_in, n_out, width, depth, act)
+    if arch == "modified":
+        return ModifiedMLP(n_in, n_out, width, depth, act)
+    if arch == "fourier":
+        if fourier_features < 2:
+            raise OptionError(f"fourier_features must be >= 2, got {fourier_features}")
+        return nn.Sequential(FourierFeatures(n_in, fourier_features, fourier_sigma),
+                             MLP(2 * (fourier_features // 2), n_out, width, depth, act))
+    raise OptionError(f"unknown network {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+
+
+class PINNModel(nn.Module):
+    """Coordinates (N, d) → outputs (N, m): scale box to [−1, 1], network, transform."""
+
+    def __init__(self, problem, network: nn.Module):
+        super().__init__()
+        self.problem = problem
+        low = torch.as_tensor(np.asarray(problem.domain.low), dtype=torch.float32)
+        high = torch.as_tensor(np.asarray(problem.domain.high), dtype=torch.float32)
+        self.register_buffer("center", (high + low) / 2)
+        self.register_buffer("half_width", (high - low) / 2)
+        self.network = network
+        self.unknowns = nn.ParameterDict(
+            {k: nn.Parameter(torch.tensor(float(v))) for k, v in problem.unknowns.items()}
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.network((x - self.center) / self.half_width)
+        if self.problem.transform is not None:
+            p = Points(x, self.problem.domain.names, [], None, dict(self.unknowns), where="transform")
+            u = self.problem.transform(p, u)
+        return u
+
+    def points(self, x: torch.Tensor, where: str) -> Points:
+        return Points(x, self.problem.domain.names, self.problem.outputs, self, dict(self.unknowns), where)

@@ -1,0 +1,333 @@
+"""Problems and their loss terms: the declarative public contract.
+
+A :class:`Problem` is a domain, named outputs, named loss terms, optionally a
+reference solution, unknown coefficients and an output transform.  Problems
+know nothing about balancing or training.  Every term yields a residual r
+(what should be zero) on its points; its loss is ``mean(loss(r))``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .errors import ProblemError
+from .geometry import Box, Face, sample_faces
+from .losses import pointwise_loss
+from .points import Points
+from .reference import GridReference, LazyReference
+
+Value = float | Callable[[Points], torch.Tensor]
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+
+
+class Term:
+    """A named loss term; ``weight`` is its initial/fixed weight, ``loss`` its pointwise loss."""
+
+    kind = "term"
+    needs_derivatives = True
+
+    def __init__(self, name: str, *, points: int, weight: float = 1.0, loss: str = "mse", outputs=None):
+        self.name = name
+        self.points = points
+        self.weight = weight
+        self.loss = loss
+        self.outputs = None if outputs is None else list(outputs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, points={self.points})"
+
+    def check(self, problem: "Problem") -> None:
+        """Validate against ``problem``; raise :class:`ProblemError` naming this term."""
+        where = f"term {self.name!r}"
+        if not isinstance(self.name, str) or not NAME.match(self.name):
+            raise ProblemError(f"term name {self.name!r}: use letters, digits, '_' or '-', starting with a letter")
+        if isinstance(self.points, bool) or not isinstance(self.points, (int, np.integer)) or self.points <= 0:
+            raise ProblemError(f"{where}: points={self.points!r}; need a positive integer")
+        try:
+            weight = float(self.weight)
+        except (TypeError, ValueError):
+            raise ProblemError(f"{where}: weight={self.weight!r} is not a number") from None
+        if not math.isfinite(weight) or weight < 0:
+            raise ProblemError(f"{where}: weight={self.weight!r}; need a finite number >= 0")
+        self.loss_fn = pointwise_loss(self.loss, where)
+        if self.outputs is None:
+            self.outputs = list(problem.outputs)
+        unknown = [o for o in self.outputs if o not in problem.outputs]
+        if unknown or not self.outputs:
+            raise ProblemError(f"{where}: outputs={self.outputs}; choose from {problem.outputs}")
+
+    def sample(self, problem: "Problem", rng: np.random.Generator, method: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Coordinates (N, d) for one batch and, for data terms, the values (N, k)."""
+        raise NotImplementedError
+
+    def residual(self, p: Points, values: torch.Tensor | None) -> torch.Tensor:
+        """What should be zero on the batch ``p``, shape (N, c)."""
+        raise NotImplementedError
+
+
+class Residual(Term):
+    """The PDE residual ``fn(p)`` on ``points`` interior points."""
+
+    kind = "residual"
+
+    def __init__(self, name: str, fn: Callable[[Points], torch.Tensor], *, points: int = 4096, weight=1.0, loss="mse"):
+        super().__init__(name, points=points, weight=weight, loss=loss)
+        self.fn = fn
+
+    def check(self, problem: "Problem") -> None:
+        super().check(problem)
+        if not callable(self.fn):
+            raise ProblemError(f"term {self.name!r}: the residual must be a function of p, got {self.fn!r}")
+
+    def sample(self, problem, rng, method):
+        return problem.domain.sample(self.points, rng, method), None
+
+    def residual(self, p, values):
+        return as_columns(self.fn(p), len(p), f"term {self.name!r}", None)
+
+
+class Boundary(Term):
+    """A condition on faces: ``value`` (Dirichlet) or ``residual`` (Neumann, Robin, ...).
+
+    ``on`` is a :class:`Face`; omitted, the whole boundary.  ``value`` is a
+    number or a callable of ``p`` returning (N, len(outputs)).
+    """
+
+    kind = "boundary"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        on: Face | None = None,
+        value: Value | None = None,
+        residual: Callable[[Points], torch.Tensor] | None = None,
+        outputs: Sequence[str] | None = None,
+        points: int = 512,
+        weight=1.0,
+        loss="mse",
+    ):
+        super().__init__(name, points=points, weight=weight, loss=loss, outputs=outputs)
+        self.on = on
+        self.value = value
+        self.residual_fn = residual
+        self.needs_derivatives = residual is not None
+
+    def check(self, problem: "Problem") -> None:
+        super().check(problem)
+        where = f"term {self.name!r}"
+        if (self.value is None) == (self.residual_fn is None):
+            raise ProblemError(f"{where}: give exactly one of value= (a number or function) or residual= (a function)")
+        if self.value is not None and not callable(self.value):
+            try:
+                v = float(self.value)
+            except (TypeError, ValueError):
+                raise ProblemError(f"{where}: value={self.value!r}; need a number or a function of p") from None
+            if not math.isfinite(v):
+                raise ProblemError(f"{where}: value={self.value!r} is not finite")
+        if self.residual_fn is not None and not callable(self.residual_fn):
+            raise ProblemError(f"{where}: residual= must be a function of p")
+        if self.on is None:
+            self.faces = problem.domain.all_faces()
+        elif isinstance(self.on, Face):
+            self.faces = self.on.resolve(problem.domain, where)
+        else:
+            raise ProblemError(f"{where}: on={self.on!r}; use pb.Face(...)")
+
+    def sample(self, problem, rng, method):
+        return sample_faces(problem.domain, self.faces, self.points, rng, method), None
+
+    def residual(self, p, values):
+        where = f"term {self.name!r}"
+        if self.residual_fn is not None:
+            return as_columns(self.residual_fn(p), len(p), where, None)
+        predicted = torch.cat([getattr(p, o) for o in self.outputs], dim=1)
+        if callable(self.value):
+            target = as_columns(self.value(p), len(p), where + " value", len(self.outputs))
+        else:
+            target = float(self.value)
+        return predicted - target
+
+
+class Initial(Boundary):
+    """An initial condition: a :class:`Boundary` on a time face (default ``Face(t=t_min)``)."""
+
+    kind = "initial"
+
+    def check(self, problem: "Problem") -> None:
+        if self.on is None:
+            if "t" not in problem.domain.names:
+                raise ProblemError(f"term {self.name!r}: Initial needs on=pb.Face(<time>=<start>); the box has no 't'")
+            self.on = Face(t=float(problem.domain.low[problem.domain.index("t")]))
+        super().check(problem)
+
+
+class Data(Term):
+    """Observations ``values`` (N, k) at ``x`` (N, d) of ``outputs`` (k of them)."""
+
+    kind = "data"
+    needs_derivatives = False
+
+    def __init__(self, name: str, *, x, values, outputs: Sequence[str] | None = None, weight=1.0, loss="mse"):
+        self.x_raw, self.values_raw = x, values
+        super().__init__(name, points=1, weight=weight, loss=loss, outputs=outputs)
+
+    def check(self, problem: "Problem") -> None:
+        where = f"term {self.name!r}"
+        try:
+            x = np.asarray(self.x_raw, dtype=float)
+            values = np.asarray(self.values_raw, dtype=float)
+        except (TypeError, ValueError):
+            raise ProblemError(f"{where}: x= and values= must be numeric arrays") from None
+        d = problem.domain.dim
+        if x.ndim == 1 and d == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != d:
+            raise ProblemError(f"{where}: x has shape {x.shape}; need (N, {d}) for coordinates {problem.domain.names}")
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.shape[0] != x.shape[0]:
+            raise ProblemError(f"{where}: x has {x.shape[0]} rows but values has {values.shape[0]}; they must match")
+        if x.shape[0] == 0:
+            raise ProblemError(f"{where}: no observations (x is empty)")
+        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(values))):
+            raise ProblemError(f"{where}: x or values contains NaN or inf; drop or fill those rows")
+        self.x, self.values = x, values
+        self.points = x.shape[0]
+        super().check(problem)
+        if values.shape[1] != len(self.outputs):
+            raise ProblemError(
+                f"{where}: values has {values.shape[1]} columns but outputs={self.outputs}; they must match"
+            )
+
+    def sample(self, problem, rng, method):
+        return self.x, self.values
+
+    def residual(self, p, values):
+        return torch.cat([getattr(p, o) for o in self.outputs], dim=1) - values
+
+
+def as_columns(result, n: int, where: str, width: int | None) -> torch.Tensor:
+    """Normalise a user callable's result to shape (n, c); a clear error otherwise."""
+    if isinstance(result, (tuple, list)):
+        result = torch.cat([as_columns(r, n, where, None) for r in result], dim=1)
+    if not isinstance(result, torch.Tensor):
+        if isinstance(result, (int, float)):
+            return torch.full((n, width or 1), float(result))
+        raise ProblemError(f"{where}: returned {type(result).__name__}; need a tensor of shape ({n}, k)")
+    if result.ndim == 0:
+        result = result.expand(n, 1)
+    elif result.ndim == 1 and result.shape[0] == n:
+        result = result[:, None]
+    if result.ndim != 2 or result.shape[0] != n or (width is not None and result.shape[1] not in (1, width)):
+        want = f"({n}, {width})" if width else f"({n}, 1) or ({n}, k)"
+        raise ProblemError(f"{where}: returned shape {tuple(result.shape)}; need {want}")
+    return result
+
+
+class Problem:
+    """A PINN problem: domain, outputs, terms, and optionally reference, unknowns, transform.
+
+    ``transform(p, u)``, if given, maps the raw network output u (N, m) to
+    the problem's outputs (hard constraints), with ``p`` giving coordinates.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        domain: Box,
+        outputs: Sequence[str],
+        terms: Sequence[Term],
+        reference=None,
+        unknowns: dict[str, float] | None = None,
+        transform: Callable[[Points, torch.Tensor], torch.Tensor] | None = None,
+    ):
+        self.name = name
+        self.domain = domain
+        self.outputs = list(outputs) if not isinstance(outputs, str) else [outputs]
+        self.terms = list(terms)
+        self.reference = reference
+        self.unknowns = dict(unknowns or {})
+        self.transform = transform
+        self.validate()
+
+    @property
+    def term_names(self) -> list[str]:
+        return [t.name for t in self.terms]
+
+    def validate(self) -> None:
+        if not isinstance(self.name, str) or not NAME.match(self.name):
+            raise ProblemError(f"Problem name {self.name!r}: use letters, digits, '_' or '-', starting with a letter")
+        if not isinstance(self.domain, Box):
+            raise ProblemError(f"problem {self.name!r}: domain must be a pb.Box, got {type(self.domain).__name__}")
+        if not self.outputs or not all(isinstance(o, str) and o.isidentifier() for o in self.outputs):
+            raise ProblemError(f"problem {self.name!r}: outputs={self.outputs!r}; need a list of names like ['u']")
+        for name, value in self.unknowns.items():
+            if not name.isidentifier():
+                raise ProblemError(f"problem {self.name!r}: unknown {name!r} is not a valid name")
+            try:
+                ok = math.isfinite(float(value))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ProblemError(f"problem {self.name!r}: unknown {name!r} needs a finite initial value, got {value!r}")
+        names = self.domain.names + self.outputs + list(self.unknowns)
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise ProblemError(
+                f"problem {self.name!r}: {clash[0]!r} is used more than once among coordinates, "
+                f"outputs and unknowns; rename one"
+            )
+        if not self.terms:
+            raise ProblemError(f"problem {self.name!r}: no terms; add at least a pb.Residual")
+        for term in self.terms:
+            if not isinstance(term, Term):
+                raise ProblemError(f"problem {self.name!r}: {term!r} is not a term (pb.Residual, pb.Boundary, ...)")
+            term.check(self)
+        seen = [t.name for t in self.terms]
+        dup = sorted({n for n in seen if seen.count(n) > 1})
+        if dup:
+            raise ProblemError(f"problem {self.name!r}: two terms are named {dup[0]!r}; term names must be unique")
+        if self.reference is not None and not (
+            callable(self.reference) or isinstance(self.reference, (GridReference, LazyReference))
+        ):
+            raise ProblemError(f"problem {self.name!r}: reference must be a function of p or a pb.GridReference")
+        if self.transform is not None and not callable(self.transform):
+            raise ProblemError(f"problem {self.name!r}: transform must be a function (p, u) -> u")
+
+    def evaluation_set(self, n_grid: int = 20000) -> tuple[np.ndarray, np.ndarray | None]:
+        """Points (N, d) and reference values (N, m) that accuracy is measured on."""
+        if self.reference is None:
+            return self.domain.grid(n_grid), None
+        if not callable(self.reference):
+            x, v = self.reference.arrays(self.domain.names, self.outputs)
+            return x, v
+        x = self.domain.grid(n_grid)
+        coords = torch.as_tensor(x, dtype=torch.float64)
+        p = Points(coords, self.domain.names, [], None, {k: torch.tensor(float(v), dtype=torch.float64)
+                                                          for k, v in self.unknowns.items()}, where="reference")
+        with torch.no_grad():
+            values = as_columns(self.reference(p), len(x), "reference", len(self.outputs))
+        values = values.expand(len(x), len(self.outputs)).detach().cpu().numpy().astype(float)
+        if not np.all(np.isfinite(values)):
+            raise ProblemError("reference: returned NaN or inf on the evaluation grid")
+        return x, values
+
+    def describe(self) -> str:
+        """A human summary for ``pinnbal info``."""
+        spans = ", ".join(f"{n} in [{lo:g}, {hi:g}]" for n, lo, hi in zip(self.domain.names, self.domain.low, self.domain.high))
+        lines = [f"problem   {self.name}", f"domain    {spans}", f"outputs   {', '.join(self.outputs)}"]
+        if self.unknowns:
+            lines.append("unknowns  " + ", ".join(f"{k} (init {v:g})" for k, v in self.unknowns.items()))
+        lines.append("terms")
+        for t in self.terms:
+            extra = f" on {len(t.faces)} face(s)" if hasattr(t, "faces") else ""
+            lines.append(f"  {t.name:<12} {t.kind:<9} {t.points:>7} points  weight {float(t.weight):g}  loss {t.loss}{extra}")
+        ref = "none" if self.reference is None else ("closed form" if callable(self.reference) else "grid")
+        lines.append(f"reference {ref}")
+        return "\n".join(lines)

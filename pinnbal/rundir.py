@@ -1,0 +1,113 @@
+"""The run directory: the public record of one training run.
+
+Files (each written atomically: temporary file in the same directory,
+fsync, ``os.replace``, so a crash leaves either the old file or the new one,
+never half of one):
+
+- ``config.json``   everything needed to reproduce the run;
+- ``metrics.json``  final numbers (``rel_l2``, ``final_losses``, ...);
+- ``history.csv``   one row per logged step;
+- ``model.pt``      a state dict loadable with ``torch.load(..., weights_only=True)``;
+- ``figures/``      first figures (loss curves, solution vs reference).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from .errors import OptionError
+
+RUN_FILES = ("config.json", "metrics.json", "history.csv", "model.pt")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def clean_json(value: Any) -> Any:
+    """Non-finite floats become null (JSON has no NaN); tensors become numbers."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().tolist()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_json(v) for v in value]
+    return value
+
+
+def write_json(path: Path, value: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(clean_json(value), indent=2) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_csv(path: Path, rows: Iterable[dict[str, Any]], columns: list[str]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of ``history.csv`` with numbers parsed (empty cells → None)."""
+    def parse(v: str) -> Any:
+        if v == "":
+            return None
+        try:
+            return float(v)
+        except ValueError:
+            return v
+
+    with open(path, newline="") as fh:
+        return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    return torch.load(path, weights_only=True, map_location="cpu")
+
+
+def prepare_out_dir(out: Path, force: bool) -> None:
+    """Refuse an existing run directory unless ``force``; never delete user files.
+
+    With ``force`` only the files a run writes are replaced; anything else the
+    user put there stays.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"--out {out}: exists and is not a directory; choose another path")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise OptionError(f"--out {out}: directory exists and is not empty; pass --force to overwrite its run files "
+                          f"or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,438 @@
+"""The training loop.
+
+One Adam step (DESIGN.md's data flow):
+
+1. every term draws its batch (resampled every ``resample_every`` steps);
+2. the term losses L = (L_1 .. L_K) are computed on one shared forward graph;
+3. if the balancer asks for it this step, the Jacobian J (K × P) is computed
+   once (:mod:`pinnbal.jacobian`); the gradient is then Σ_k w_k J_k, with no
+   second backward; otherwise one backward of Σ_k w_k L_k;
+4. the balancer turns the statistics into weights; Adam steps; the history
+   gets a row every ``log_every`` steps.
+
+An optional L-BFGS phase (``lbfgs`` iterations, ``torch.optim.LBFGS`` with a
+strong-Wolfe line search) follows with the balancer's final weights held
+fixed.  Its tolerances are zero so it runs its full budget instead of
+stopping after a few float32 iterations.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .balancers import Balancer, Stats, TermInfo, make_balancer
+from .errors import OptionError, PinnbalError, ProblemError
+from .geometry import SAMPLERS
+from .jacobian import JacobianEngine, sync
+from .nets import PINNModel, build_network
+from .problem import Problem
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; saved as ``config.json``."""
+
+    steps: int = 5000
+    lbfgs: int = 0
+    lr: float = 1e-3
+    lr_decay: float = 0.9  # multiply the learning rate by this ...
+    lr_decay_every: int = 1000  # ... every this many steps (smoothly)
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+    arch: str = "mlp"
+    width: int = 64
+    depth: int = 4
+    activation: str = "tanh"
+    sampler: str = "uniform"
+    resample_every: int = 0  # 0: keep the first batch
+    jacobian: str = "auto"
+    log_every: int = 10
+    eval_every: int = 500
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def check(self, problem: Problem) -> None:
+        for name in ("steps", "lbfgs", "resample_every", "seed"):
+            if getattr(self, name) < 0:
+                raise OptionError(f"--{name.replace('_', '-')} {getattr(self, name)}: need a number >= 0")
+        for name in ("log_every", "eval_every", "lr_decay_every"):
+            if getattr(self, name) < 1:
+                raise OptionError(f"--{name.replace('_', '-')} {getattr(self, name)}: need an integer >= 1")
+        if self.steps + self.lbfgs == 0:
+            raise OptionError("nothing to do: --steps and --lbfgs are both 0")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise OptionError(f"--lr {self.lr}: need a positive number")
+        if not 0 < self.lr_decay <= 1:
+            raise OptionError(f"--lr-decay {self.lr_decay}: need 0 < decay <= 1")
+        if self.dtype not in DTYPES:
+            raise OptionError(f"--dtype {self.dtype}: choose one of {', '.join(DTYPES)}")
+        if self.sampler not in SAMPLERS:
+            raise OptionError(f"--sampler {self.sampler}: choose one of {', '.join(SAMPLERS)}")
+        unknown = sorted(set(self.weights) - set(problem.term_names))
+        if unknown:
+            raise OptionError(f"--weights: {unknown[0]!r} is not a term; terms are {', '.join(problem.term_names)}")
+        for k, v in self.weights.items():
+            if not (math.isfinite(v) and v >= 0):
+                raise OptionError(f"--weights: {k}={v}; need a finite number >= 0")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise OptionError(f"--device {name}: choose auto, cpu or cuda")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise OptionError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return torch.device(name)
+
+
+class Batches:
+    """Each term's current point batch as tensors, redrawn on request."""
+
+    def __init__(self, problem: Problem, config: TrainConfig, device, dtype):
+        self.problem, self.config = problem, config
+        self.device, self.dtype = device, dtype
+        self.rng = np.random.default_rng(config.seed)
+        self.draw()
+
+    def draw(self) -> None:
+        self.items = []
+        for term in self.problem.terms:
+            x, values = term.sample(self.problem, self.rng, self.config.sampler)
+            xt = torch.as_tensor(x, dtype=self.dtype, device=self.device).requires_grad_(term.needs_derivatives)
+            vt = None if values is None else torch.as_tensor(values, dtype=self.dtype, device=self.device)
+            self.items.append((term, xt, vt))
+
+
+def term_losses(model: PINNModel, batches: Batches) -> torch.Tensor:
+    """The K term losses, mean pointwise loss of each term's residual, shape (K,)."""
+    losses = []
+    for term, x, values in batches.items:
+        p = model.points(x, where=f"term {term.name!r}")
+        r = term.residual(p, values)
+        losses.append(term.loss_fn(r).mean())
+    return torch.stack(losses)
+
+
+@dataclass
+class Run:
+    """The result of :func:`train`: history rows, final metrics, the model."""
+
+    problem: Problem
+    model: PINNModel
+    config: TrainConfig
+    balancer: str
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    out: Path | None = None
+
+    def predict(self, x) -> np.ndarray:
+        """Outputs (N, m) at coordinates ``x`` (N, d)."""
+        param = next(self.model.parameters())
+        xt = torch.as_tensor(np.asarray(x, dtype=float), dtype=param.dtype, device=param.device)
+        with torch.no_grad():
+            return self.model(xt.reshape(-1, self.problem.domain.dim)).cpu().double().numpy()
+
+
+class Trainer:
+    """Owns the model, optimiser, balancer state and history of one run."""
+
+    def __init__(self, problem: Problem, balancer: str | Balancer, config: TrainConfig,
+                 problem_path: str | None = None):
+        config.check(problem)
+        self.problem, self.config = problem, config
+        self.balancer = make_balancer(balancer)
+        self.problem_path = problem_path
+        self.device = pick_device(config.device)
+        self.dtype = DTYPES[config.dtype]
+        torch.manual_seed(config.seed)
+        network = build_network(problem.domain.dim, len(problem.outputs), config.arch, config.width,
+                                config.depth, config.activation)
+        self.model = PINNModel(problem, network).to(device=self.device, dtype=self.dtype)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.terms = [TermInfo(t.name, t.kind, float(config.weights.get(t.name, t.weight))) for t in problem.terms]
+        self.state = self.balancer.init(self.terms)
+        self.jacobian = JacobianEngine(config.jacobian)
+        self.batches = Batches(problem, config, self.device, self.dtype)
+        self.eval_x, self.eval_v = problem.evaluation_set()
+        self.history: list[dict[str, Any]] = []
+        self.train_seconds = 0.0
+        self.probe()
+
+    # -- checks before anything is written ----------------------------------
+    def probe(self) -> None:
+        """Evaluate every term once on a few points: shapes, names and NaN fail here, early."""
+        losses = term_losses(self.model, self._probe_batches())
+        for term, value in zip(self.problem.terms, losses):
+            if not torch.isfinite(value):
+                raise ProblemError(f"term {term.name!r}: loss is {value.item()} at initialisation; check its residual/value "
+                                   f"for division by zero, log of negatives or NaN data")
+        out = self.model(torch.as_tensor(self.eval_x[:4], dtype=self.dtype, device=self.device))
+        if out.shape != (min(4, len(self.eval_x)), len(self.problem.outputs)):
+            raise ProblemError(f"transform: returned shape {tuple(out.shape)}; need (N, {len(self.problem.outputs)})")
+
+    def _probe_batches(self) -> Batches:
+        probe = Batches.__new__(Batches)
+        probe.items = [(t, x[:8].detach().clone().requires_grad_(x.requires_grad), None if v is None else v[:8])
+                       for t, x, v in self.batches.items]
+        return probe
+
+    # -- the loop -------------------------------------------------------------
+    def fit(self, progress_bar: bool = True) -> Run:
+        total = self.config.steps + self.config.lbfgs
+        bar = make_bar(total, progress_bar, f"{self.problem.name} [{self.balancer.name}]")
+        started = time.perf_counter()
+        self.status = "completed"
+        try:
+            self._adam(bar, started)
+            if self.config.lbfgs and self.status == "completed":
+                self._lbfgs(bar, started)
+        finally:
+            bar.close()
+        return self.result(time.perf_counter() - started)
+
+    def _adam(self, bar, started: float) -> None:
+        cfg = self.config
+        optimizer = torch.optim.Adam(self.params, lr=cfg.lr)
+        gamma = cfg.lr_decay ** (1.0 / cfg.lr_decay_every)
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+        for step in range(cfg.steps):
+            tick = time.perf_counter()
+            if cfg.resample_every and step and step % cfg.resample_every == 0:
+                self.batches.draw()
+            losses, weights = self.step(optimizer, step)
+            if not bool(torch.isfinite(losses).all()):
+                self.status = "diverged"
+            else:
+                optimizer.step()
+                scheduler.step()
+            sync(self.device)
+            self.train_seconds += time.perf_counter() - tick
+            self.record(step, "adam", losses, weights, started, bar, last=step == cfg.steps - 1)
+            bar.update(1)
+            if self.status == "diverged":
+                return
+
+    def step(self, optimizer, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Set ``.grad`` for one balanced step; return (losses, weights)."""
+        optimizer.zero_grad(set_to_none=True)
+        losses = term_losses(self.model, self.batches)
+        needs = self.balancer.needs_at(step)
+        J = self.jacobian(losses, self.params) if "jacobian" in needs else None
+        stats = Stats(losses=losses.detach(), jacobian=J)
+        weights, self.state = self.balancer.update(stats, self.state, step=step,
+                                                   progress=step / max(self.config.steps, 1))
+        w = weights.to(losses)
+        if J is not None:
+            flat = w @ J
+            offset = 0
+            for p in self.params:
+                p.grad = flat[offset: offset + p.numel()].view_as(p).clone()
+                offset += p.numel()
+        else:
+            (w * losses).sum().backward()
+        return losses.detach(), weights
+
+    def _lbfgs(self, bar, started: float) -> None:
+        weights = self.state["weights"].to(device=self.device, dtype=self.dtype)
+        optimizer = torch.optim.LBFGS(self.params, lr=1.0, max_iter=self.config.log_every, history_size=50,
+                                      line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
+        last = {}
+
+        def closure():
+            optimizer.zero_grad(set_to_none=True)
+            losses = term_losses(self.model, self.batches)
+            total = (weights * losses).sum()
+            total.backward()
+            last["losses"] = losses.detach()
+            return total
+
+        done = 0
+        while done < self.config.lbfgs:
+            chunk = min(self.config.log_every, self.config.lbfgs - done)
+            optimizer.param_groups[0]["max_iter"] = chunk
+            tick = time.perf_counter()
+            before = optimizer.state[optimizer._params[0]].get("n_iter", 0)
+            optimizer.step(closure)
+            sync(self.device)
+            self.train_seconds += time.perf_counter() - tick
+            taken = optimizer.state[optimizer._params[0]].get("n_iter", 0) - before
+            done += chunk
+            losses = last["losses"]
+            if not bool(torch.isfinite(losses).all()):
+                self.status = "diverged"
+            stalled = taken < chunk  # the line search made no progress: L-BFGS has converged
+            step = self.config.steps + done - 1
+            self.record(step, "lbfgs", losses, self.state["weights"], started, bar,
+                        last=done >= self.config.lbfgs or stalled or self.status == "diverged", force=True)
+            bar.update(chunk)
+            if stalled or self.status == "diverged":
+                return
+
+    # -- records ----------------------------------------------------------------
+    def record(self, step, phase, losses, weights, started, bar, last: bool, force: bool = False) -> None:
+        if not (force or last or step % self.config.log_every == 0):
+            return
+        w = weights.detach().double().cpu()
+        row: dict[str, Any] = {"step": step, "phase": phase, "wall_s": round(time.perf_counter() - started, 4),
+                               "loss": float((w * losses.double().cpu()).sum())}
+        for t, value, weight in zip(self.terms, losses.double().cpu().tolist(), w.tolist()):
+            row[f"loss/{t.name}"] = value
+            row[f"weight/{t.name}"] = weight
+        for name, value in self.model.unknowns.items():
+            row[f"unknown/{name}"] = float(value)
+        evaluate_now = last or step % self.config.eval_every == 0
+        row["rel_l2"] = self.rel_l2()[0] if evaluate_now and self.eval_v is not None else None
+        self.history.append(row)
+        if bar is not None:
+            shown = {"loss": f"{row['loss']:.2e}"}
+            shown |= {f"w_{t.name}": f"{wt:.3g}" for t, wt in zip(self.terms, w.tolist())}
+            if row["rel_l2"] is not None:
+                shown["rel_l2"] = f"{row['rel_l2']:.2e}"
+            bar.set_postfix(shown, refresh=False)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for chunk in np.array_split(x, max(1, len(x) // 32768 + 1)):
+                xt = torch.as_tensor(chunk, dtype=self.dtype, device=self.device)
+                out.append(self.model(xt).double().cpu().numpy())
+        return np.concatenate(out)
+
+    def rel_l2(self) -> tuple[float, dict[str, float]]:
+        """Relative L2 error over the evaluation set, overall and per output."""
+        pred = self.predict(self.eval_x)
+        ref = self.eval_v
+        overall = float(np.linalg.norm(pred - ref) / max(np.linalg.norm(ref), 1e-300))
+        per = {o: float(np.linalg.norm(pred[:, j] - ref[:, j]) / max(np.linalg.norm(ref[:, j]), 1e-300))
+               for j, o in enumerate(self.problem.outputs)}
+        return overall, per
+
+    def result(self, wall: float) -> Run:
+        last = self.history[-1]
+        rel, per = self.rel_l2() if self.eval_v is not None else (None, None)
+        steps_run = int(last["step"]) + 1
+        metrics = {
+            "problem": self.problem.name,
+            "balancer": self.balancer.name,
+            "balancer_spec": self.balancer.spec,
+            "seed": self.config.seed,
+            "status": self.status,
+            "steps": steps_run,
+            "adam_steps": min(self.config.steps, steps_run),
+            "lbfgs_iterations": max(0, steps_run - self.config.steps),
+            "wall_s": round(wall, 3),
+            "train_s": round(self.train_seconds, 3),
+            "ms_per_step": round(1000 * self.train_seconds / max(steps_run, 1), 3),
+            "rel_l2": rel,
+            "rel_l2_per_output": per,
+            "final_loss": last["loss"],
+            "final_losses": {t.name: last[f"loss/{t.name}"] for t in self.terms},
+            "final_weights": {t.name: last[f"weight/{t.name}"] for t in self.terms},
+            "unknowns": {k: float(v) for k, v in self.model.unknowns.items()},
+            "jacobian_strategy": self.jacobian.strategy if self.jacobian.timings or self.jacobian.strategy != "auto"
+            else None,
+            "jacobian_timings_ms": {k: round(1000 * v, 3) for k, v in self.jacobian.timings.items()},
+            "device": str(self.device),
+        }
+        return Run(self.problem, self.model, self.config, self.balancer.spec, self.history, metrics)
+
+    def config_record(self) -> dict[str, Any]:
+        return {
+            "problem": self.problem.name,
+            "problem_path": self.problem_path,
+            "balancer": self.balancer.spec,
+            "terms": [asdict(t) for t in self.terms],
+            "train": asdict(self.config),
+            "versions": {"pinnbal": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                         "python": platform.python_version()},
+            "machine": platform.platform(),
+        }
+
+
+def make_bar(total: int, enabled: bool, desc: str):
+    """A tqdm progress bar (tqdm: maintained, light, works in terminals and notebooks)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, unit="step", dynamic_ncols=True, leave=True)
+
+
+def history_columns(run: Run) -> list[str]:
+    names = [t.name for t in run.problem.terms]
+    cols = ["step", "phase", "wall_s", "loss"] + [f"loss/{n}" for n in names] + [f"weight/{n}" for n in names]
+    cols += [f"unknown/{k}" for k in run.problem.unknowns] + ["rel_l2"]
+    return cols
+
+
+def train(problem: Problem | str, balancer: str | Balancer = "lra", *, out: str | Path | None = None,
+          force: bool = False, progress: bool = False, render: bool = True, problem_path: str | None = None,
+          **settings: Any) -> Run:
+    """Train ``problem`` with ``balancer``; write a run directory to ``out`` if given.
+
+    ``settings`` are :class:`TrainConfig` fields (``steps``, ``lbfgs``,
+    ``seed``, ``width``, ...).  Everything is validated before ``out`` is
+    created, so bad input never leaves a half-written run directory.
+    """
+    from .loader import load_problem
+    from .rundir import prepare_out_dir
+
+    if isinstance(problem, (str, Path)):
+        problem_path = str(problem)
+        problem = load_problem(problem)
+    unknown = sorted(set(settings) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise OptionError(f"train(): unknown setting {unknown[0]!r}; settings are "
+                          f"{', '.join(TrainConfig.__dataclass_fields__)}")
+    config = TrainConfig(**settings)
+    trainer = Trainer(problem, balancer, config, problem_path)
+    if out is not None:
+        out = Path(out)
+        prepare_out_dir(out, force)
+        write_run_start(out, trainer)
+    try:
+        run = trainer.fit(progress_bar=progress)
+    except KeyboardInterrupt:
+        trainer.status = "interrupted"
+        run = trainer.result(float("nan")) if trainer.history else None
+        if out is not None and run is not None:
+            write_run(out, run, trainer, render=False)
+        raise
+    if out is not None:
+        run.out = out
+        write_run(out, run, trainer, render=render)
+    if run.metrics["status"] == "diverged":
+        bad = [k for k, v in run.metrics["final_losses"].items() if not math.isfinite(v)]
+        raise PinnbalError(f"training diverged at step {run.metrics['steps'] - 1}: loss of term "
+                           f"{', '.join(repr(b) for b in bad) or '?'} became NaN/inf; try a smaller --lr, "
+                           f"--dtype float64 or a bounded balancer" + (f" (partial run kept in {out})" if out else ""))
+    return run
+
+
+def write_run_start(out: Path, trainer: Trainer) -> None:
+    from .rundir import write_json
+
+    write_json(out / "config.json", trainer.config_record())
+
+
+def write_run(out: Path, run: Run, trainer: Trainer, render: bool) -> None:
+    from .rundir import save_state, write_csv, write_json
+
+    write_csv(out / "history.csv", run.history, history_columns(run))
+    save_state(out / "model.pt", {"model": trainer.model.state_dict(),
+                                  "balancer": {k: v.clone() for k, v in trainer.state.items()}})
+    write_json(out / "metrics.json", run.metrics)
+    if render:
+        from .plots import render_run
+
+        render_run(out)
