@@ -1,0 +1,1 @@
+"""Reference solvers (scipy/numpy) for the shipped benchmark problems."""
