@@ -58,7 +58,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jacobian", default=d.jacobian, help="per-term gradients: auto, loop or batched " + DEFAULTS_HELP)
     p.add_argument("--log-every", type=int, default=d.log_every, help=DEFAULTS_HELP)
     p.add_argument("--eval-every", type=int, default=d.eval_every, help=DEFAULTS_HELP)
-    p.add_argument("--weights", type=parse_weights, default={}, help="initial/fixed term weights, e.g. pde=1,ic=100")
+    p.add_argument("--weights", default="", help="initial/fixed term weights, e.g. pde=1,ic=100")
 
 
 def build_parser() -> Parser:
@@ -88,16 +88,17 @@ def cmd_run(args) -> int:
     from .loader import load_problem
     from .train import train
 
-    problem = load_problem(args.problem)
     from .balancers import make_balancer
 
+    problem = load_problem(args.problem)
     balancer = make_balancer(args.balancer)
     out = Path(args.out) if args.out else Path("runs") / f"{problem.name}-{balancer.name}-s{args.seed}"
     settings = {k: getattr(args, k) for k in (
         "steps", "lbfgs", "seed", "lr", "lr_decay", "lr_decay_every", "device", "dtype", "arch", "width", "depth",
-        "activation", "sampler", "resample_every", "jacobian", "log_every", "eval_every", "weights")}
+        "activation", "sampler", "resample_every", "jacobian", "log_every", "eval_every")}
+    settings["weights"] = parse_weights(args.weights)
     run = train(problem, balancer, out=out, force=args.force, progress=not args.quiet, render=not args.no_render,
-                problem_path=args.problem, **settings)
+                problem_path=str(Path(args.problem).resolve()), **settings)
     m = run.metrics
     err = f"rel L2 {m['rel_l2']:.3e}" if m["rel_l2"] is not None else "no reference"
     print(f"{m['problem']} [{m['balancer']}] seed {m['seed']}: {err} after {m['steps']} steps in {m['wall_s']:.1f} s "

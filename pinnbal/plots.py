@@ -2,7 +2,8 @@
 
 - ``figures/losses.png``: per-term losses, the weighted total and the
   weights per term, log scale, against step;
-- ``figures/solution.png``: the prediction against the reference: a line
+- ``figures/solution.png``: the prediction against the reference (both read
+  from ``predictions.npz``, written at the end of training): a line
   plot in 1D; heatmaps of prediction, reference and absolute error in 2D
   (for more coordinates, the slice through the middle of the others), one
   row per output.
@@ -17,21 +18,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-from .points import Points  # noqa: E402
-from .problem import as_columns  # noqa: E402
-from .runs import SavedRun, predict, read_run  # noqa: E402
+from .errors import PinnbalError  # noqa: E402
+from .runs import SavedRun, read_run  # noqa: E402
 
 
 def render_run(path: str | Path) -> list[Path]:
     """Draw the run's figures into ``path/figures``; return the files written."""
     run = read_run(path)
+    if not (run.path / "predictions.npz").is_file():
+        raise PinnbalError(f"{path}: no predictions.npz; this run directory is incomplete")
     figures = Path(path) / "figures"
     figures.mkdir(exist_ok=True)
-    written = [plot_losses(run, figures / "losses.png")]
-    written.append(plot_solution(run, figures / "solution.png"))
-    return written
+    return [plot_losses(run, figures / "losses.png"), plot_solution(run, figures / "solution.png")]
 
 
 def title(run: SavedRun) -> str:
@@ -62,39 +61,16 @@ def plot_losses(run: SavedRun, target: Path) -> Path:
     return target
 
 
-def solution_grid(problem, n_per_axis: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None]:
-    """Axes of the first one or two coordinates, the points (others at mid-box) and the reference there."""
-    dom = problem.domain
-    ref = problem.reference
-    shown = min(dom.dim, 2)
-    grid_ref = None if ref is None or callable(ref) else ref.resolve()
-    if grid_ref is not None and grid_ref.axes and dom.dim <= 2 and set(grid_ref.axes) == set(dom.names):
-        axes = [grid_ref.axes[n] for n in dom.names]
-        x, v = grid_ref.arrays(dom.names, problem.outputs)
-        return axes, x, v
-    axes = [np.linspace(dom.low[i], dom.high[i], n_per_axis) for i in range(shown)]
-    mesh = np.meshgrid(*axes, indexing="ij")
-    x = np.tile((dom.low + dom.high) / 2, (mesh[0].size, 1))
-    for i, m in enumerate(mesh):
-        x[:, i] = m.ravel()
-    values = None
-    if callable(ref):
-        p = Points(torch.as_tensor(x, dtype=torch.float64), dom.names, [], None, {}, where="reference")
-        with torch.no_grad():
-            values = as_columns(ref(p), len(x), "reference", len(problem.outputs))
-        values = values.expand(len(x), len(problem.outputs)).numpy()
-    return axes, x, values
-
-
 def plot_solution(run: SavedRun, target: Path) -> Path:
-    problem, model = run.load_model()
-    axes, x, ref = solution_grid(problem, 400 if problem.domain.dim == 1 else 200)
-    pred = predict(model, x)
-    names = problem.domain.names
-    n_out = len(problem.outputs)
+    saved = np.load(run.path / "predictions.npz")
+    names, outputs = list(saved["coord_names"]), list(saved["output_names"])
+    axes = [saved[f"axis{i}"] for i in range(int(saved["n_axes"]))]
+    pred = saved["prediction"]
+    ref = saved["reference"] if "reference" in saved else None
+    n_out = len(outputs)
     if len(axes) == 1:
         fig, rows = plt.subplots(n_out, 1, figsize=(6, 3.2 * n_out), squeeze=False)
-        for j, out in enumerate(problem.outputs):
+        for j, out in enumerate(outputs):
             ax = rows[j, 0]
             if ref is not None:
                 ax.plot(axes[0], ref[:, j], "k-", lw=2, label="reference")
@@ -107,7 +83,7 @@ def plot_solution(run: SavedRun, target: Path) -> Path:
         cols = 3 if ref is not None else 1
         fig, grid = plt.subplots(n_out, cols, figsize=(4.6 * cols, 3.6 * n_out), squeeze=False)
         extent = [axes[0][0], axes[0][-1], axes[1][0], axes[1][-1]]
-        for j, out in enumerate(problem.outputs):
+        for j, out in enumerate(outputs):
             panels = [("PINN " + out, pred[:, j])]
             if ref is not None:
                 panels += [("reference " + out, ref[:, j]), ("|error| " + out, np.abs(pred[:, j] - ref[:, j]))]

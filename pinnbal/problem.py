@@ -308,15 +308,37 @@ class Problem:
             x, v = self.reference.arrays(self.domain.names, self.outputs)
             return x, v
         x = self.domain.grid(n_grid)
+        return x, self.reference_at(x)
+
+    def solution_grid(self, n_per_axis: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None]:
+        """A grid over the first one or two coordinates for pictures (others at mid-box).
+
+        Returns the axes, the points (N, d) and the reference there (or None).
+        A grid reference over exactly these coordinates is used as it is.
+        """
+        dom, ref = self.domain, self.reference
+        grid_ref = None if ref is None or callable(ref) else ref.resolve()
+        if grid_ref is not None and grid_ref.axes and dom.dim <= 2 and set(grid_ref.axes) == set(dom.names):
+            x, v = grid_ref.arrays(dom.names, self.outputs)
+            return [grid_ref.axes[n] for n in dom.names], x, v
+        axes = [np.linspace(dom.low[i], dom.high[i], n_per_axis) for i in range(min(dom.dim, 2))]
+        mesh = np.meshgrid(*axes, indexing="ij")
+        x = np.tile((dom.low + dom.high) / 2, (mesh[0].size, 1))
+        for i, m in enumerate(mesh):
+            x[:, i] = m.ravel()
+        return axes, x, (self.reference_at(x) if callable(ref) else None)
+
+    def reference_at(self, x: np.ndarray) -> np.ndarray:
+        """The closed-form reference at points ``x`` (N, d), shape (N, m)."""
         coords = torch.as_tensor(x, dtype=torch.float64)
-        p = Points(coords, self.domain.names, [], None, {k: torch.tensor(float(v), dtype=torch.float64)
-                                                          for k, v in self.unknowns.items()}, where="reference")
+        unknowns = {k: torch.tensor(float(v), dtype=torch.float64) for k, v in self.unknowns.items()}
+        p = Points(coords, self.domain.names, [], None, unknowns, where="reference")
         with torch.no_grad():
             values = as_columns(self.reference(p), len(x), "reference", len(self.outputs))
         values = values.expand(len(x), len(self.outputs)).detach().cpu().numpy().astype(float)
         if not np.all(np.isfinite(values)):
-            raise ProblemError("reference: returned NaN or inf on the evaluation grid")
-        return x, values
+            raise ProblemError("reference: returned NaN or inf")
+        return values
 
     def describe(self) -> str:
         """A human summary for ``pinnbal info``."""

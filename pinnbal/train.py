@@ -291,7 +291,7 @@ class Trainer:
             row[f"loss/{t.name}"] = value
             row[f"weight/{t.name}"] = weight
         for name, value in self.model.unknowns.items():
-            row[f"unknown/{name}"] = float(value)
+            row[f"unknown/{name}"] = float(value.detach())
         evaluate_now = last or step % self.config.eval_every == 0
         row["rel_l2"] = self.rel_l2()[0] if evaluate_now and self.eval_v is not None else None
         self.history.append(row)
@@ -340,7 +340,7 @@ class Trainer:
             "final_loss": last["loss"],
             "final_losses": {t.name: last[f"loss/{t.name}"] for t in self.terms},
             "final_weights": {t.name: last[f"weight/{t.name}"] for t in self.terms},
-            "unknowns": {k: float(v) for k, v in self.model.unknowns.items()},
+            "unknowns": {k: float(v.detach()) for k, v in self.model.unknowns.items()},
             "jacobian_strategy": self.jacobian.strategy if self.jacobian.timings or self.jacobian.strategy != "auto"
             else None,
             "jacobian_timings_ms": {k: round(1000 * v, 3) for k, v in self.jacobian.timings.items()},
@@ -388,7 +388,7 @@ def train(problem: Problem | str, balancer: str | Balancer = "lra", *, out: str 
     from .rundir import prepare_out_dir
 
     if isinstance(problem, (str, Path)):
-        problem_path = str(problem)
+        problem_path = str(Path(problem).resolve())
         problem = load_problem(problem)
     unknown = sorted(set(settings) - set(TrainConfig.__dataclass_fields__))
     if unknown:
@@ -425,12 +425,31 @@ def write_run_start(out: Path, trainer: Trainer) -> None:
     write_json(out / "config.json", trainer.config_record())
 
 
+def write_predictions(path: Path, run: Run, trainer: Trainer) -> None:
+    """The prediction (and reference) on a picture grid, so figures need no model rebuild."""
+    import io
+
+    from .rundir import atomic_write_bytes
+
+    problem = run.problem
+    axes, x, ref = problem.solution_grid(400 if problem.domain.dim == 1 else 200)
+    arrays = {f"axis{i}": a for i, a in enumerate(axes)}
+    arrays |= {"n_axes": np.array(len(axes)), "points": x, "prediction": trainer.predict(x),
+               "coord_names": np.array(problem.domain.names), "output_names": np.array(problem.outputs)}
+    if ref is not None:
+        arrays["reference"] = ref
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def write_run(out: Path, run: Run, trainer: Trainer, render: bool) -> None:
     from .rundir import save_state, write_csv, write_json
 
     write_csv(out / "history.csv", run.history, history_columns(run))
     save_state(out / "model.pt", {"model": trainer.model.state_dict(),
                                   "balancer": {k: v.clone() for k, v in trainer.state.items()}})
+    write_predictions(out / "predictions.npz", run, trainer)
     write_json(out / "metrics.json", run.metrics)
     if render:
         from .plots import render_run

@@ -24,7 +24,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     opts: dict[str, str] = {}
     for item in filter(None, (s.strip() for s in rest.split(","))):
         key, eq, value = item.partition("=")
-        if not eq or not key.strip() or not value.strip():
+        if not eq or not key.strip():
             raise OptionError(f"balancer spec {spec!r}: {item!r} is not key=value (e.g. {name}:every=10)")
         if key.strip() in opts:
             raise OptionError(f"balancer spec {spec!r}: option {key.strip()!r} given twice")

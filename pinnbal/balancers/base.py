@@ -137,7 +137,7 @@ def coerce(balancer: str, key: str, value: Any, default: Any) -> Any:
                 raise ValueError
             return result
         return kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise OptionError(
             f"balancer {balancer!r}: option {key}={value!r} is not a valid {kind.__name__} (default {default!r})"
         ) from None

@@ -1,0 +1,138 @@
+"""Balancer behaviour with known answers, and the checks every balancer shares."""
+import pytest
+import torch
+
+from pinnbal.balancers import BALANCERS, Stats, TermInfo, make_balancer, parse_spec
+from pinnbal.errors import OptionError
+
+TERMS = [TermInfo("pde", "residual", 1.0), TermInfo("bc", "boundary", 1.0)]
+
+
+def jacobian_with_scales(pde_scale: float, bc_scale: float, P: int = 50) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    signs = torch.randint(0, 2, (2, P), generator=g).double() * 2 - 1
+    return signs * torch.tensor([[pde_scale], [bc_scale]], dtype=torch.float64)
+
+
+def run_updates(balancer, J, steps):
+    state = balancer.init(TERMS)
+    losses = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    weights = state["weights"]
+    for step in range(steps):
+        stats = Stats(losses=losses, jacobian=J if "jacobian" in balancer.needs_at(step) else None)
+        weights, state = balancer.update(stats, state, step=step, progress=step / steps)
+    return weights, state
+
+
+def test_lra_raises_the_weight_of_a_term_with_100x_smaller_gradients():
+    J = jacobian_with_scales(1.0, 0.01)  # max|grad pde| = 1, mean|grad bc| = 0.01
+    lra = make_balancer("lra:every=1,alpha=0.9")
+    weights, _ = run_updates(lra, J, 1)
+    # first update: w_bc = 0.9 * 1 + 0.1 * (1 / (1 * 0.01)) = 10.9; the PDE weight stays 1
+    assert weights.tolist() == pytest.approx([1.0, 10.9])
+    weights, _ = run_updates(lra, J, 400)
+    # weighted form's fixed point: w = 1 / (w * 0.01)  =>  w = sqrt(100) = 10
+    assert weights.tolist() == pytest.approx([1.0, 10.0], rel=1e-6)
+
+
+def test_lra_paper_form_converges_to_the_plain_ratio():
+    J = jacobian_with_scales(1.0, 0.01)
+    weights, _ = run_updates(make_balancer("lra:every=1,form=paper"), J, 400)
+    assert weights.tolist() == pytest.approx([1.0, 100.0], rel=1e-6)
+
+
+def test_lra_mean_variant_uses_mean_of_reference_gradients():
+    J = jacobian_with_scales(1.0, 0.01)
+    J[0, :10] *= 7.0  # max|grad pde| = 7, mean = (10*7 + 40)/50 = 2.2
+    w_max, _ = run_updates(make_balancer("lra:every=1,form=paper,alpha=0"), J, 1)
+    w_mean, _ = run_updates(make_balancer("lra:every=1,form=paper,alpha=0,variant=mean"), J, 1)
+    assert float(w_max[1]) == pytest.approx(700.0)
+    assert float(w_mean[1]) == pytest.approx(220.0)
+
+
+def test_lra_bounds_hold_on_extreme_ratios():
+    J = jacobian_with_scales(1.0, 1e-12)
+    weights, _ = run_updates(make_balancer("lra:every=1,alpha=0,form=paper,max=500"), J, 3)
+    assert float(weights[1]) == 500.0
+
+
+def test_lra_keeps_weights_between_updates_and_only_asks_for_J_on_its_cadence():
+    lra = make_balancer("lra:every=10")
+    assert "jacobian" in lra.needs_at(0) and "jacobian" not in lra.needs_at(5)
+    J = jacobian_with_scales(1.0, 0.01)
+    state = lra.init(TERMS)
+    w0, state = lra.update(Stats(torch.ones(2), J), state, step=0, progress=0.0)
+    w5, state = lra.update(Stats(torch.ones(2), None), state, step=5, progress=0.5)
+    assert torch.equal(w0, w5)
+
+
+def test_non_finite_gradients_leave_weights_unchanged_and_are_counted():
+    lra = make_balancer("lra:every=1")
+    J = jacobian_with_scales(1.0, 0.01)
+    J[1, 3] = float("nan")
+    weights, state = run_updates(lra, J, 2)
+    assert weights.tolist() == [1.0, 1.0]
+    assert int(state["skipped"]) == 2
+
+
+def test_fixed_returns_the_initial_weights():
+    fixed = make_balancer("fixed")
+    state = fixed.init([TermInfo("pde", "residual", 1.0), TermInfo("bc", "boundary", 100.0)])
+    weights, _ = fixed.update(Stats(torch.ones(2)), state, step=0, progress=0.0)
+    assert weights.tolist() == [1.0, 100.0]
+    assert fixed.needs_at(0) == frozenset({"losses"})
+
+
+@pytest.mark.parametrize("name", sorted(BALANCERS))
+def test_every_balancer_gives_finite_non_negative_weights_on_hostile_inputs(name):
+    balancer = make_balancer(name)
+    terms = [TermInfo("pde", "residual", 1.0), TermInfo("bc", "boundary", 1.0), TermInfo("ic", "initial", 1.0)]
+    state = balancer.init(terms)
+    g = torch.Generator().manual_seed(0)
+    for step, scale in enumerate([1e-30, 1.0, 1e30, 0.0, 1e-8]):
+        J = torch.randn(3, 20, generator=g, dtype=torch.float64) * torch.tensor([[1.0], [scale], [1e-3]])
+        losses = torch.tensor([1.0, scale, 1e-6], dtype=torch.float64)
+        weights, state = balancer.update(Stats(losses, J), state, step=step, progress=step / 5)
+        assert weights.shape == (3,)
+        assert torch.isfinite(weights).all() and (weights >= 0).all()
+
+
+@pytest.mark.parametrize("name", sorted(BALANCERS))
+def test_permuting_terms_permutes_weights(name):
+    J = jacobian_with_scales(1.0, 0.01)
+    b1, b2 = make_balancer(name), make_balancer(name)
+    s1 = b1.init(TERMS)
+    s2 = b2.init(TERMS[::-1])
+    w1, _ = b1.update(Stats(torch.ones(2, dtype=torch.float64), J), s1, step=0, progress=0.0)
+    w2, _ = b2.update(Stats(torch.ones(2, dtype=torch.float64), J.flip(0)), s2, step=0, progress=0.0)
+    assert torch.allclose(w1, w2.flip(0))
+
+
+@pytest.mark.parametrize("name", sorted(BALANCERS))
+def test_state_is_a_dict_of_tensors_that_survives_save_and_load(name, tmp_path):
+    balancer = make_balancer(name)
+    state = balancer.init(TERMS)
+    _, state = balancer.update(Stats(torch.ones(2, dtype=torch.float64), jacobian_with_scales(1, 0.1)), state,
+                               step=0, progress=0.0)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    torch.save(state, tmp_path / "s.pt")
+    loaded = torch.load(tmp_path / "s.pt", weights_only=True)
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
+
+
+def test_spec_parsing():
+    assert parse_spec("lra") == ("lra", {})
+    assert parse_spec(" lra:alpha=0.5, every=3 ") == ("lra", {"alpha": "0.5", "every": "3"})
+    lra = make_balancer("lra:alpha=0.5,every=3")
+    assert lra.opts["alpha"] == 0.5 and lra.opts["every"] == 3
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("lrx", "did you mean 'lra'"), ("lra:alpah=0.9", "unknown option 'alpah'"), ("lra:alpha", "not key=value"),
+    ("lra:every=zero", "every='zero'"), ("lra:every=0", "every=0"), ("lra:alpha=1.5", "alpha"),
+    ("lra:variant=median", "variant"), ("", "empty"), ("lra:every=1,every=2", "twice"),
+    ("lra:min=10,max=1", "min < max"), ("lra:alpha=nan", "alpha"),
+])
+def test_bad_specs_are_option_errors(spec, fragment):
+    with pytest.raises(OptionError, match=fragment):
+        make_balancer(spec)

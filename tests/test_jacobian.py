@@ -1,0 +1,67 @@
+"""The batched Jacobian equals the K-pass one, and the engine's combined step equals a plain backward."""
+import pytest
+import torch
+
+from pinnbal.jacobian import JacobianEngine, jacobian_batched, jacobian_loop
+
+
+def three_losses():
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)).double()
+    x = torch.rand(64, 2, dtype=torch.float64, requires_grad=True)
+    u = net(x)
+    (ux,) = torch.autograd.grad(u.sum(), x, create_graph=True)
+    losses = torch.stack([(ux[:, :1] - u).square().mean(), u[:8].square().mean(), (u[8:16] - 1).abs().mean()])
+    return net, losses
+
+
+def test_batched_equals_loop():
+    net, losses = three_losses()
+    params = list(net.parameters())
+    J_loop = jacobian_loop(losses, params, retain_graph=True)
+    J_batched = jacobian_batched(losses, params)
+    assert J_loop.shape == (3, sum(p.numel() for p in params))
+    assert torch.allclose(J_loop, J_batched, rtol=1e-10, atol=1e-12)
+
+
+def test_rows_are_per_term_gradients():
+    net, losses = three_losses()
+    params = list(net.parameters())
+    J = jacobian_loop(losses, params, retain_graph=True)
+    w = torch.tensor([0.5, 2.0, 3.0], dtype=torch.float64)
+    grads = torch.autograd.grad((w * losses).sum(), params)
+    assert torch.allclose(w @ J, torch.cat([g.reshape(-1) for g in grads]))
+
+
+def test_unused_parameter_gives_zero_column():
+    a = torch.tensor(2.0, requires_grad=True)
+    unused = torch.tensor(1.0, requires_grad=True)
+    losses = torch.stack([a**2, 3 * a])
+    J = jacobian_batched(losses, [a, unused], retain_graph=True)
+    assert torch.equal(J, torch.tensor([[4.0, 0.0], [3.0, 0.0]]))
+    assert torch.equal(jacobian_loop(losses, [a, unused]), J)
+
+
+def test_auto_takes_the_loop_on_cpu_without_timing():
+    net, losses = three_losses()
+    engine = JacobianEngine("auto")
+    J = engine(losses, list(net.parameters()))
+    assert engine.strategy == "loop" and engine.timings == {}
+    assert J.shape[0] == 3
+
+
+def test_measuring_times_both_and_keeps_the_faster():
+    net, losses = three_losses()
+    engine = JacobianEngine("auto")
+    J = engine._measure_and_pick(losses, list(net.parameters()))
+    assert set(engine.timings) == {"loop", "batched"}
+    assert engine.strategy == min(engine.timings, key=engine.timings.get)
+    net2, losses2 = three_losses()  # same seed: the same network and losses
+    assert torch.allclose(J, jacobian_loop(losses2, list(net2.parameters())))
+
+
+def test_unknown_strategy_is_an_option_error():
+    from pinnbal.errors import OptionError
+
+    with pytest.raises(OptionError, match="jacobian"):
+        JacobianEngine("vmap")
