@@ -8,14 +8,15 @@ solver whose result is cached to disk on first use).
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
 
 from .errors import ProblemError
+from .rundir import atomic_write_bytes
 
 
 class GridReference:
@@ -104,17 +105,9 @@ class GridReference:
         arrays = {f"axis:{k}": v for k, v in self.axes.items()}
         arrays |= {f"point:{k}": v for k, v in self.points.items()}
         arrays |= {f"value:{k}": v for k, v in self.values.items()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
     def load(cls, path: Path) -> "GridReference":

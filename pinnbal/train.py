@@ -43,16 +43,16 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 class TrainConfig:
     """Every setting of a run; saved as ``config.json``."""
 
-    steps: int = 5000
-    lbfgs: int = 0
-    lr: float = 1e-3
+    steps: int = 2000
+    lbfgs: int = 3000
+    lr: float = 5e-3
     lr_decay: float = 0.9  # multiply the learning rate by this ...
     lr_decay_every: int = 1000  # ... every this many steps (smoothly)
     seed: int = 0
     device: str = "auto"
     dtype: str = "float32"
     arch: str = "mlp"
-    width: int = 64
+    width: int = 32
     depth: int = 4
     activation: str = "tanh"
     sampler: str = "uniform"
@@ -168,6 +168,7 @@ class Trainer:
         self.eval_x, self.eval_v = problem.evaluation_set()
         self.history: list[dict[str, Any]] = []
         self.train_seconds = 0.0
+        self.next_eval = 0
         self.probe()
 
     # -- checks before anything is written ----------------------------------
@@ -256,23 +257,23 @@ class Trainer:
             total = (weights * losses).sum()
             total.backward()
             last["losses"] = losses.detach()
-            return total
+            return total.detach()
 
-        done = 0
+        done, previous = 0, None
         while done < self.config.lbfgs:
             chunk = min(self.config.log_every, self.config.lbfgs - done)
-            optimizer.param_groups[0]["max_iter"] = chunk
+            # max_eval bounds closure calls (line-search evaluations included) per step() call
+            optimizer.param_groups[0].update(max_iter=chunk, max_eval=4 * chunk)
             tick = time.perf_counter()
-            before = optimizer.state[optimizer._params[0]].get("n_iter", 0)
-            optimizer.step(closure)
+            loss = float(optimizer.step(closure))
             sync(self.device)
             self.train_seconds += time.perf_counter() - tick
-            taken = optimizer.state[optimizer._params[0]].get("n_iter", 0) - before
             done += chunk
             losses = last["losses"]
             if not bool(torch.isfinite(losses).all()):
                 self.status = "diverged"
-            stalled = taken < chunk  # the line search made no progress: L-BFGS has converged
+            stalled = loss == previous  # no step changed the loss: L-BFGS has converged
+            previous = loss
             step = self.config.steps + done - 1
             self.record(step, "lbfgs", losses, self.state["weights"], started, bar,
                         last=done >= self.config.lbfgs or stalled or self.status == "diverged", force=True)
@@ -292,7 +293,9 @@ class Trainer:
             row[f"weight/{t.name}"] = weight
         for name, value in self.model.unknowns.items():
             row[f"unknown/{name}"] = float(value.detach())
-        evaluate_now = last or step % self.config.eval_every == 0
+        evaluate_now = last or step >= self.next_eval  # L-BFGS rows skip steps: catch up on crossing
+        if evaluate_now:
+            self.next_eval = step - step % self.config.eval_every + self.config.eval_every
         row["rel_l2"] = self.rel_l2()[0] if evaluate_now and self.eval_v is not None else None
         self.history.append(row)
         if bar is not None:

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROBLEMS = REPO / "problems"
 
 #: Training options that keep a run to a fraction of a second.
-FAST = ["--steps", "5", "--width", "8", "--depth", "1", "--quiet", "--no-render"]
+FAST = ["--steps", "5", "--lbfgs", "0", "--width", "8", "--depth", "1", "--quiet", "--no-render"]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -45,7 +45,7 @@ def tiny_run(tmp_path_factory):
     out = base / "run"
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        rc = main([str(a) for a in ("run", problem, "--steps", "5", "--log-every", "2", "--width", "8",
+        rc = main([str(a) for a in ("run", problem, "--steps", "5", "--lbfgs", "0", "--log-every", "2", "--width", "8",
                                      "--depth", "1", "--balancer", "fixed", "--seed", "7", "--quiet", "--out", out)])
     assert rc == 0, stderr.getvalue()
     return out, CliResult(rc, stdout.getvalue(), stderr.getvalue())
@@ -340,7 +340,7 @@ def test_same_seed_same_history(cli, tiny_problem, tmp_path, balancer):
     runs = []
     for i, seed in enumerate((5, 5, 6)):
         out = tmp_path / f"run{i}"
-        r = cli("run", tiny_problem, "--steps", "12", "--width", "8", "--depth", "1", "--log-every", "1",
+        r = cli("run", tiny_problem, "--steps", "12", "--lbfgs", "0", "--width", "8", "--depth", "1", "--log-every", "1",
                 "--quiet", "--no-render", "--balancer", balancer, "--seed", seed, "--device", "cpu", "--out", out)
         assert r.rc == 0, r.err
         runs.append(history_without_wall(out / "history.csv"))

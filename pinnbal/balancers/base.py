@@ -86,7 +86,6 @@ class Balancer:
 
     # -- interface ----------------------------------------------------------
     def init(self, terms: list[TermInfo]) -> dict[str, torch.Tensor]:
-        self.terms = list(terms)
         initial = torch.tensor([t.weight for t in terms], dtype=torch.float64)
         return {"weights": initial, "initial": initial.clone(), "skipped": torch.zeros((), dtype=torch.int64)}
 
