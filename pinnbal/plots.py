@@ -47,7 +47,11 @@ def plot_losses(run: SavedRun, target: Path) -> Path:
         ax_l.semilogy(steps, [r[f"loss/{name}"] for r in run.history], label=name, lw=1)
         ax_w.semilogy(steps, [r[f"weight/{name}"] for r in run.history], label=name, lw=1.2)
     ax_l.semilogy(steps, [r["loss"] for r in run.history], label="weighted total", color="k", lw=1.5)
+    lbfgs = [r["step"] for r in run.history if r["phase"] == "lbfgs"]
     for ax, label in ((ax_l, "loss"), (ax_w, "weight")):
+        if lbfgs:
+            ax.axvline(lbfgs[0], color="grey", ls="--", lw=0.8)
+            ax.text(lbfgs[0], 1.0, " L-BFGS", transform=ax.get_xaxis_transform(), va="top", fontsize=8, color="grey")
         ax.set_xlabel("step")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")

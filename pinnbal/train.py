@@ -291,6 +291,9 @@ class Trainer:
         for t, value, weight in zip(self.terms, losses.double().cpu().tolist(), w.tolist()):
             row[f"loss/{t.name}"] = value
             row[f"weight/{t.name}"] = weight
+        for key in self.balancer.logged_state:
+            for t, value in zip(self.terms, self.state[key].tolist()):
+                row[f"{key}/{t.name}"] = value
         for name, value in self.model.unknowns.items():
             row[f"unknown/{name}"] = float(value.detach())
         evaluate_now = last or step >= self.next_eval  # L-BFGS rows skip steps: catch up on crossing
@@ -372,10 +375,10 @@ def make_bar(total: int, enabled: bool, desc: str):
 
 
 def history_columns(run: Run) -> list[str]:
-    names = [t.name for t in run.problem.terms]
-    cols = ["step", "phase", "wall_s", "loss"] + [f"loss/{n}" for n in names] + [f"weight/{n}" for n in names]
-    cols += [f"unknown/{k}" for k in run.problem.unknowns] + ["rel_l2"]
-    return cols
+    """Every key of the history rows, in the order they first appear (``rel_l2`` last)."""
+    columns = list(dict.fromkeys(k for row in run.history for k in row))
+    columns.remove("rel_l2")
+    return columns + ["rel_l2"]
 
 
 def train(problem: Problem | str, balancer: str | Balancer = "lra", *, out: str | Path | None = None,

@@ -136,3 +136,23 @@ def test_spec_parsing():
 def test_bad_specs_are_option_errors(spec, fragment):
     with pytest.raises(OptionError, match=fragment):
         make_balancer(spec)
+
+
+def test_uncertainty_learns_sigma_squared_equal_to_fixed_losses():
+    """The optimum of exp(-s) L + s is s = log L, i.e. sigma^2 = L and weight 1/L."""
+    terms = [TermInfo("pde", "residual", 1.0), TermInfo("bc", "boundary", 1.0)]
+    balancer = make_balancer("uncertainty:lr=0.05")
+    state = balancer.init(terms)
+    losses = torch.tensor([0.5, 4e-3], dtype=torch.float64)
+    for step in range(3000):
+        weights, state = balancer.update(Stats(losses), state, step=step, progress=step / 3000)
+    assert torch.exp(state["log_var"]).tolist() == pytest.approx(losses.tolist(), rel=1e-2)
+    assert weights.tolist() == pytest.approx((1 / losses).tolist(), rel=1e-2)
+
+
+def test_update_never_mutates_the_callers_state():
+    balancer = make_balancer("uncertainty")
+    state = balancer.init(TERMS)
+    before = {k: v.clone() for k, v in state.items()}
+    balancer.update(Stats(torch.tensor([1.0, 2.0])), state, step=0, progress=0.0)
+    assert all(torch.equal(before[k], state[k]) for k in before)

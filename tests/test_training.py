@@ -125,3 +125,10 @@ def test_resampling_draws_new_points():
     before = batches.items[0][1].detach().clone()
     batches.draw()
     assert not torch.equal(before, batches.items[0][1].detach())
+
+
+def test_balancer_state_worth_seeing_is_logged_per_term(tmp_path):
+    run = pb.train(POISSON, "uncertainty", steps=20, lbfgs=0, width=8, depth=1, out=tmp_path / "u", render=False)
+    header = (tmp_path / "u" / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"log_var/pde", "log_var/ends"} <= set(header) and header[-1] == "rel_l2"
+    assert run.history[-1]["weight/pde"] == pytest.approx(math.exp(-run.history[-1]["log_var/pde"]))

@@ -12,8 +12,9 @@ from ..errors import OptionError
 from .base import Balancer, Stats, TermInfo
 from .fixed import Fixed
 from .lra import LRA
+from .uncertainty import Uncertainty
 
-BALANCERS: dict[str, type[Balancer]] = {cls.name: cls for cls in (Fixed, LRA)}
+BALANCERS: dict[str, type[Balancer]] = {cls.name: cls for cls in (Fixed, LRA, Uncertainty)}
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:

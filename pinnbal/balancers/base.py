@@ -55,6 +55,8 @@ class Balancer:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     needs: ClassVar[frozenset[str]] = frozenset({"losses"})
+    #: state entries of shape (K,) worth seeing; logged as ``<entry>/<term>`` history columns
+    logged_state: ClassVar[tuple[str, ...]] = ()
     #: option name -> default; the type of the default is the option's type
     options: ClassVar[dict[str, Any]] = {"every": 1, "alpha": 0.0, "min": 1e-3, "max": 1e3}
 
@@ -98,17 +100,17 @@ class Balancer:
     def update(self, stats: Stats, state: dict, *, step: int, progress: float) -> tuple[torch.Tensor, dict]:
         if not self.due(step):
             return state["weights"], state
-        target = self.target(stats, state, step=step, progress=progress)
-        state = dict(state)
+        new_state = dict(state)  # target may write its own entries; the caller's dict is never mutated
+        target = self.target(stats, new_state, step=step, progress=progress)
         if not bool(torch.isfinite(target).all()):
-            state["skipped"] = state["skipped"] + 1
+            state = dict(state, skipped=state["skipped"] + 1)
             return state["weights"], state
         alpha = self.opts.get("alpha", 0.0)
         weights = alpha * state["weights"] + (1.0 - alpha) * target.to(state["weights"])
         if "min" in self.opts:
             weights = weights.clamp(self.opts["min"], self.opts["max"])
-        state["weights"] = weights
-        return weights, state
+        new_state["weights"] = weights
+        return weights, new_state
 
     def target(self, stats: Stats, state: dict, *, step: int, progress: float) -> torch.Tensor:
         """The weights this method wants now (before EMA and bounds), shape (K,)."""
