@@ -161,7 +161,8 @@ class Trainer:
                                 config.depth, config.activation)
         self.model = PINNModel(problem, network).to(device=self.device, dtype=self.dtype)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.terms = [TermInfo(t.name, t.kind, float(config.weights.get(t.name, t.weight))) for t in problem.terms]
+        self.terms = [TermInfo(t.name, t.kind, float(config.weights.get(t.name, t.weight)), int(t.points))
+                      for t in problem.terms]
         self.state = self.balancer.init(self.terms)
         self.jacobian = JacobianEngine(config.jacobian)
         self.batches = Batches(problem, config, self.device, self.dtype)

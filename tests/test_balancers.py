@@ -156,3 +156,22 @@ def test_update_never_mutates_the_callers_state():
     before = {k: v.clone() for k, v in state.items()}
     balancer.update(Stats(torch.tensor([1.0, 2.0])), state, step=0, progress=0.0)
     assert all(torch.equal(before[k], state[k]) for k in before)
+
+
+def test_bayes_weights_are_posterior_mean_precisions():
+    terms = [TermInfo("pde", "residual", 1.0, points=1000), TermInfo("bc", "boundary", 1.0, points=10)]
+    balancer = make_balancer("bayes:alpha=0,a0=1,b0=0.1,min=0,max=1e9")
+    state = balancer.init(terms)
+    losses = torch.tensor([1e-2, 1e-2], dtype=torch.float64)
+    weights, _ = balancer.update(Stats(losses), state, step=0, progress=0.0)
+    tau = torch.tensor([(1 + 500) / (0.1 + 5.0), (1 + 5) / (0.1 + 0.05)], dtype=torch.float64)
+    assert weights.tolist() == pytest.approx((2 * tau / tau.sum()).tolist())
+    # equal losses (1/L = 100), but the term with fewer points is pulled toward the prior mean a0/b0 = 10
+    assert float(weights[1]) < 0.5 * float(weights[0])
+
+
+def test_bayes_gives_the_term_with_the_smaller_residuals_the_larger_weight():
+    terms = [TermInfo("pde", "residual", 1.0, points=4096), TermInfo("bc", "boundary", 1.0, points=512)]
+    balancer = make_balancer("bayes:alpha=0")
+    weights, _ = balancer.update(Stats(torch.tensor([1e-1, 1e-4])), balancer.init(terms), step=0, progress=0.0)
+    assert float(weights[1]) > 10 * float(weights[0])

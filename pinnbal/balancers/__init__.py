@@ -10,11 +10,12 @@ import difflib
 
 from ..errors import OptionError
 from .base import Balancer, Stats, TermInfo
+from .bayes import Bayes
 from .fixed import Fixed
 from .lra import LRA
 from .uncertainty import Uncertainty
 
-BALANCERS: dict[str, type[Balancer]] = {cls.name: cls for cls in (Fixed, LRA, Uncertainty)}
+BALANCERS: dict[str, type[Balancer]] = {cls.name: cls for cls in (Fixed, LRA, Uncertainty, Bayes)}
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:

@@ -39,6 +39,7 @@ class TermInfo:
     name: str
     kind: str  # residual | boundary | initial | data
     weight: float
+    points: int = 1  # points per batch (evidence per update, for the Bayesian balancer)
 
 
 @dataclass
