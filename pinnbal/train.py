@@ -43,8 +43,8 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 class TrainConfig:
     """Every setting of a run; saved as ``config.json``."""
 
-    steps: int = 2000
-    lbfgs: int = 3000
+    steps: int = 1000
+    lbfgs: int = 4000
     lr: float = 5e-3
     lr_decay: float = 0.9  # multiply the learning rate by this ...
     lr_decay_every: int = 1000  # ... every this many steps (smoothly)

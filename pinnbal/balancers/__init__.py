@@ -12,10 +12,13 @@ from ..errors import OptionError
 from .base import Balancer, Stats, TermInfo
 from .bayes import Bayes
 from .fixed import Fixed
+from .gradnorm import GradNorm
+from .gradnorm_eq import GradNormEq
+from .gradscale import GradScale
 from .lra import LRA
 from .uncertainty import Uncertainty
 
-BALANCERS: dict[str, type[Balancer]] = {cls.name: cls for cls in (Fixed, LRA, Uncertainty, Bayes)}
+BALANCERS: dict[str, type[Balancer]] = {cls.name: cls for cls in (Fixed, LRA, GradScale, GradNormEq, GradNorm, Uncertainty, Bayes)}
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:

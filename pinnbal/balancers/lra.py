@@ -65,8 +65,9 @@ class LRA(Balancer):
     def target(self, stats, state, *, step, progress):
         g = stats.jacobian.abs().to(torch.float64)
         is_ref = state["is_ref"]
-        scale = g[is_ref].amax() if self.opts["variant"] == "max" else g[is_ref].mean(dim=1).amax()
-        mean_k = g.mean(dim=1)
+        ref_rows = g[is_ref.to(g.device)]
+        scale = (ref_rows.amax() if self.opts["variant"] == "max" else ref_rows.mean(dim=1).amax()).cpu()
+        mean_k = g.mean(dim=1).cpu()  # K numbers leave the device; the state stays on the CPU
         if self.opts["form"] == "weighted":
             mean_k = mean_k * state["weights"]
         ratio = scale / mean_k.clamp_min(torch.finfo(torch.float64).tiny)
