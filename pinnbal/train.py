@@ -289,9 +289,8 @@ class Trainer:
         w = weights.detach().double().cpu()
         row: dict[str, Any] = {"step": step, "phase": phase, "wall_s": round(time.perf_counter() - started, 4),
                                "loss": float((w * losses.double().cpu()).sum())}
-        for t, value, weight in zip(self.terms, losses.double().cpu().tolist(), w.tolist()):
-            row[f"loss/{t.name}"] = value
-            row[f"weight/{t.name}"] = weight
+        row |= {f"loss/{t.name}": value for t, value in zip(self.terms, losses.double().cpu().tolist())}
+        row |= {f"weight/{t.name}": weight for t, weight in zip(self.terms, w.tolist())}
         for key in self.balancer.logged_state:
             for t, value in zip(self.terms, self.state[key].tolist()):
                 row[f"{key}/{t.name}"] = value

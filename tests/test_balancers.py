@@ -97,7 +97,7 @@ def test_every_balancer_gives_finite_non_negative_weights_on_hostile_inputs(name
         assert torch.isfinite(weights).all() and (weights >= 0).all()
 
 
-@pytest.mark.parametrize("name", sorted(BALANCERS))
+@pytest.mark.parametrize("name", sorted(set(BALANCERS) - {"rlw"}))  # rlw: random per position, by design
 def test_permuting_terms_permutes_weights(name):
     J = jacobian_with_scales(1.0, 0.01)
     b1, b2 = make_balancer(name), make_balancer(name)

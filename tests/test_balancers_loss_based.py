@@ -144,6 +144,8 @@ def test_schedule_trigger_starts_the_ramp_at_the_step_the_loss_crosses():
         assert float(ws[step][1]) == pytest.approx(100 - 99 * min((step - 3) / 10, 1.0))
     never, state = run(sched, [[1.0, 1.0]] * 5, steps=5)  # progress reaches 0.8: irrelevant without a trigger
     assert [float(w[1]) for w in never] == [100.0] * 5 and int(state["trigger_step"]) == -1
+    stepped, _ = run(Schedule(ic="100>1", trigger="ic<1e-3", shape="step", at="0"), [[1.0, v] for v in ic[:5]])
+    assert [float(w[1]) for w in stepped] == [100.0, 100.0, 100.0, 1.0, 1.0]
 
 
 def test_performance_raises_missing_and_lowers_met_terms_within_floor_and_bounds():
@@ -217,8 +219,10 @@ def test_save_and_load_mid_sequence_continues_identically(key, tmp_path):
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     torch.save(state, tmp_path / "state.pt")
     state = torch.load(tmp_path / "state.pt", weights_only=True)
+    snapshot = {k: v.clone() for k, v in state.items()}
     rest, _ = run(FACTORIES[key](), SEQUENCE[4:], terms, state=state, start=4, steps=10)
     assert all(torch.equal(a, b) for a, b in zip(straight, first + rest))
+    assert state.keys() == snapshot.keys() and all(torch.equal(state[k], snapshot[k]) for k in state)  # not mutated
 
 
 @pytest.mark.parametrize("key", sorted(k for k in FACTORIES if not k.startswith("rlw")))

@@ -11,14 +11,24 @@ import difflib
 from ..errors import OptionError
 from .base import Balancer, Stats, TermInfo
 from .bayes import Bayes
+from .dwa import DWA
 from .fixed import Fixed
 from .gradnorm import GradNorm
 from .gradnorm_eq import GradNormEq
 from .gradscale import GradScale
 from .lra import LRA
+from .performance import Performance
+from .relobralo import ReLoBRaLo
+from .resnorm import ResNorm
+from .rlw import RLW
+from .schedule import Schedule
+from .softadapt import SoftAdapt
 from .uncertainty import Uncertainty
 
-BALANCERS: dict[str, type[Balancer]] = {cls.name: cls for cls in (Fixed, LRA, GradScale, GradNormEq, GradNorm, Uncertainty, Bayes)}
+BALANCERS: dict[str, type[Balancer]] = {cls.name: cls for cls in (
+    Fixed, Schedule, Performance, DWA, SoftAdapt, ReLoBRaLo, ResNorm, RLW, Uncertainty, Bayes,
+    LRA, GradScale, GradNormEq, GradNorm,
+)}
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
@@ -28,6 +38,9 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     name, _, rest = spec.strip().partition(":")
     opts: dict[str, str] = {}
     for item in filter(None, (s.strip() for s in rest.split(","))):
+        if "=" not in item and "<" in item:  # a target such as performance:ic<1e-4
+            key, _, bound = item.partition("<")
+            item = f"{key}=<{bound}"
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise OptionError(f"balancer spec {spec!r}: {item!r} is not key=value (e.g. {name}:every=10)")

@@ -48,17 +48,15 @@ class DWA(Balancer):
         return state
 
     def target(self, stats, state, *, step, progress):
-        if not bool(torch.isfinite(stats.losses).all()):
-            return torch.full_like(state["weights"], float("nan"))
+        # state is this update's copy (base.update); it is dropped if the target is non-finite
+        losses = stats.losses.detach().to(state["weights"])
+        if not bool(torch.isfinite(losses).all()):
+            return torch.full_like(losses, float("nan"))
         if int(state["seen"]) < 2:
-            return state["initial"]
-        log_ratio = state["prev1"].clamp_min(TINY).log() - state["prev2"].clamp_min(TINY).log()
-        x = (log_ratio.clamp(max=700.0).exp() / self.opts["T"]).clamp(max=1e300)
-        return len(x) * torch.softmax(x, dim=0)
-
-    def update(self, stats, state, *, step, progress):
-        weights, new = super().update(stats, state, step=step, progress=progress)
-        if self.due(step) and bool(torch.isfinite(stats.losses).all()):
-            new = {**new, "prev2": state["prev1"], "prev1": stats.losses.detach().to(state["weights"]),
-                   "seen": state["seen"] + 1}
-        return weights, new
+            weights = state["initial"]
+        else:
+            log_ratio = state["prev1"].clamp_min(TINY).log() - state["prev2"].clamp_min(TINY).log()
+            x = (log_ratio.clamp(max=700.0).exp() / self.opts["T"]).clamp(max=1e300)
+            weights = len(x) * torch.softmax(x, dim=0)
+        state.update(prev2=state["prev1"], prev1=losses, seen=state["seen"] + 1)
+        return weights

@@ -67,20 +67,15 @@ class ReLoBRaLo(Balancer):
         losses = stats.losses.detach().to(state["weights"])
         if not bool(torch.isfinite(losses).all()):
             return torch.full_like(state["weights"], float("nan"))
-        if int(state["seen"]) < 1:
+        seen, prev = int(state["seen"]), state["prev"]
+        state.update(prev=losses, seen=state["seen"] + 1)  # this update's copy (base.update)
+        if not seen:
+            state["first"] = losses
             return state["initial"]
         log_now = losses.clamp_min(TINY).log()
         g = generator_for(int(state["seed"]), step)
         rho = float(torch.rand((), generator=g, dtype=torch.float64) < self.opts["rho"])
+        state["draws"] = state["draws"] + 1
         hist = rho * state["weights"] + (1.0 - rho) * self.balance(log_now, state["first"])
         a = self.opts["lookback"]
-        return a * hist + (1.0 - a) * self.balance(log_now, state["prev"])
-
-    def update(self, stats, state, *, step, progress):
-        weights, new = super().update(stats, state, step=step, progress=progress)
-        losses = stats.losses.detach().to(state["weights"])
-        if self.due(step) and bool(torch.isfinite(losses).all()):
-            first = state["first"] if int(state["seen"]) else losses
-            draws = state["draws"] + (1 if int(state["seen"]) else 0)
-            new = {**new, "first": first, "prev": losses, "seen": state["seen"] + 1, "draws": draws}
-        return weights, new
+        return a * hist + (1.0 - a) * self.balance(log_now, prev)

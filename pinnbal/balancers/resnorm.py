@@ -61,9 +61,11 @@ class ResNorm(Balancer):
         losses = stats.losses.detach().to(state["weights"])
         if not bool(torch.isfinite(losses).all()):
             return torch.full_like(state["weights"], float("nan"))
+        if not int(state["seen"]):
+            state.update(first=losses, seen=state["seen"] + 1)  # this update's copy (base.update)
         log_k = math.log(len(losses))
         log_l = losses.clamp_min(TINY).log()
-        log_q = log_l - (state["first"] if int(state["seen"]) else losses).clamp_min(TINY).log()
+        log_q = log_l - state["first"].clamp_min(TINY).log()
         log_r = log_q - (torch.logsumexp(log_q, 0) - log_k)
         log_w = state["weights"].clamp_min(TINY).log()
         log_wl = log_w + log_l
@@ -71,10 +73,3 @@ class ResNorm(Balancer):
         direction = torch.sign(log_wl - log_mean - self.opts["asymmetry"] * log_r)
         log_w = log_w - self.opts["lr"] * direction * torch.softmax(log_wl, 0)
         return len(losses) * torch.softmax(log_w, 0)
-
-    def update(self, stats, state, *, step, progress):
-        weights, new = super().update(stats, state, step=step, progress=progress)
-        losses = stats.losses.detach().to(state["weights"])
-        if self.due(step) and bool(torch.isfinite(losses).all()) and not int(state["seen"]):
-            new = {**new, "first": losses, "seen": state["seen"] + 1}
-        return weights, new

@@ -94,18 +94,15 @@ class Schedule(Balancer):
         state["trigger_step"] = torch.tensor(-1, dtype=torch.int64)
         return state
 
-    def started(self, stats, state, step: int) -> int:
-        """The trigger step t0 (this step if the loss crosses now), or -1."""
-        if int(state["trigger_step"]) >= 0:
-            return int(state["trigger_step"])
-        loss = float(stats.losses[int(state["trigger_term"])])
-        return step if loss < self.trigger[1] else -1
-
     def target(self, stats, state, *, step, progress):
         s = min(max(float(progress), 0.0), 1.0)
         if self.trigger:
-            t0 = self.started(stats, state, step)
-            s = 0.0 if t0 < 0 else min(max((step - t0) / self.opts["span"], 0.0), 1.0)
+            if int(state["trigger_step"]) < 0 and float(stats.losses[int(state["trigger_term"])]) < self.trigger[1]:
+                state["trigger_step"] = torch.tensor(step, dtype=torch.int64)  # this update's copy (base.update)
+            t0 = int(state["trigger_step"])
+            if t0 < 0:
+                return state["start"]  # not triggered yet: hold the start weights (even for step with at=0)
+            s = min(max((step - t0) / self.opts["span"], 0.0), 1.0)
         a, b = state["start"], state["end"]
         shape = self.opts["shape"]
         if shape == "linear":
@@ -116,9 +113,3 @@ class Schedule(Balancer):
             return a if s < self.opts["at"] else b
         geometric = a.clamp_min(1e-300) ** (1.0 - s) * b.clamp_min(1e-300) ** s
         return torch.where(a == b, a, geometric)
-
-    def update(self, stats, state, *, step, progress):
-        weights, new = super().update(stats, state, step=step, progress=progress)
-        if self.trigger and self.due(step) and int(state["trigger_step"]) < 0:
-            new = {**new, "trigger_step": torch.tensor(self.started(stats, state, step), dtype=torch.int64)}
-        return weights, new

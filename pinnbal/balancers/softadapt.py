@@ -10,9 +10,9 @@ With L_k(t) this step's loss and L_k(t-1) the loss at the previous update::
     w_k = K · L_k(t) e^(β s_k) / Σ_j L_j(t) e^(β s_j)    loss_weighted = true
 
 A term whose loss falls slower (or rises) gets more weight; the weights sum
-to K.  ``normalized`` here is the relative rate of change (scale-free, as in
-PhysicsNeMo-Sym's SoftAdapt); the paper's "normalized SoftAdapt" instead
-divides the slopes by Σ_j |s_j|.  The loss-weighted form is evaluated in log
+to K.  ``normalized`` here is the relative rate of change, which does not
+depend on the scale of the losses; the paper's "normalized SoftAdapt"
+instead divides the slopes by Σ_j |s_j|.  The loss-weighted form is evaluated in log
 space (log L_k + β s_k).  The first update has no previous loss and returns
 the initial weights; a step with a non-finite loss is skipped
 (``state["skipped"]``) and not recorded.
@@ -47,21 +47,16 @@ class SoftAdapt(Balancer):
         losses = stats.losses.detach().to(state["weights"])
         if not bool(torch.isfinite(losses).all()):
             return torch.full_like(state["weights"], float("nan"))
-        if int(state["seen"]) < 1:
+        seen, prev = int(state["seen"]), state["prev"]
+        state.update(prev=losses, seen=state["seen"] + 1)  # this update's copy (base.update)
+        if not seen:
             return state["initial"]
         log_now = losses.clamp_min(TINY).log()
         if self.opts["normalized"]:
-            s = (log_now - state["prev"].clamp_min(TINY).log()).clamp(max=700.0).exp() - 1.0
+            s = (log_now - prev.clamp_min(TINY).log()).clamp(max=700.0).exp() - 1.0
         else:
-            s = losses - state["prev"]
+            s = losses - prev
         x = (self.opts["beta"] * s).clamp(-1e300, 1e300)
         if self.opts["loss_weighted"]:
             x = x + log_now
         return len(x) * torch.softmax(x, dim=0)
-
-    def update(self, stats, state, *, step, progress):
-        weights, new = super().update(stats, state, step=step, progress=progress)
-        losses = stats.losses.detach().to(state["weights"])
-        if self.due(step) and bool(torch.isfinite(losses).all()):
-            new = {**new, "prev": losses, "seen": state["seen"] + 1}
-        return weights, new
