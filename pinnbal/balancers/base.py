@@ -18,8 +18,9 @@ adaptive balancer through the shared options:
 - ``alpha`` (α): EMA, w ← α w + (1 − α) ŵ;
 - ``min`` / ``max``: clamp weights to [min, max] (guards against the
   runaway weights that unbounded LRA reaches, 1e6 on Kovasznay flow);
-- a non-finite target (NaN/inf from a diverging term) is ignored: the weights
-  stay as they were and ``state["skipped"]`` counts it.
+- a non-finite loss, Jacobian or target (NaN/inf from a diverging term) is
+  ignored: the weights and state stay as they were and ``state["skipped"]``
+  counts it, so ``target`` only ever sees finite statistics.
 
 A new method subclasses :class:`Balancer` and writes :meth:`target`.
 """
@@ -101,9 +102,12 @@ class Balancer:
     def update(self, stats: Stats, state: dict, *, step: int, progress: float) -> tuple[torch.Tensor, dict]:
         if not self.due(step):
             return state["weights"], state
+        if not finite(stats.losses) or (stats.jacobian is not None and not finite(stats.jacobian)):
+            state = dict(state, skipped=state["skipped"] + 1)
+            return state["weights"], state
         new_state = dict(state)  # target may write its own entries; the caller's dict is never mutated
         target = self.target(stats, new_state, step=step, progress=progress)
-        if not bool(torch.isfinite(target).all()):
+        if not finite(target):
             state = dict(state, skipped=state["skipped"] + 1)
             return state["weights"], state
         alpha = self.opts.get("alpha", 0.0)
@@ -116,6 +120,10 @@ class Balancer:
     def target(self, stats: Stats, state: dict, *, step: int, progress: float) -> torch.Tensor:
         """The weights this method wants now (before EMA and bounds), shape (K,)."""
         raise NotImplementedError
+
+
+def finite(x: torch.Tensor) -> bool:
+    return bool(torch.isfinite(x).all())
 
 
 def coerce(balancer: str, key: str, value: Any, default: Any) -> Any:

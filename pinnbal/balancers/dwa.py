@@ -50,8 +50,6 @@ class DWA(Balancer):
     def target(self, stats, state, *, step, progress):
         # state is this update's copy (base.update); it is dropped if the target is non-finite
         losses = stats.losses.detach().to(state["weights"])
-        if not bool(torch.isfinite(losses).all()):
-            return torch.full_like(losses, float("nan"))
         if int(state["seen"]) < 2:
             weights = state["initial"]
         else:

@@ -64,9 +64,9 @@ class GradNorm(Balancer):
         return state
 
     def target(self, stats, state, *, step, progress):
-        # record L_k(0) the first time a term's loss is finite and positive (state is this update's copy)
+        # record L_k(0) the first time a term's loss is positive (state is this update's copy)
         losses = stats.losses.detach().to(state["loss0"])
-        fresh = torch.isnan(state["loss0"]) & torch.isfinite(losses) & (losses > 0)
+        fresh = torch.isnan(state["loss0"]) & (losses > 0)
         state["loss0"] = torch.where(fresh, losses, state["loss0"])
         w, K = state["weights"], len(state["weights"])
         log_k = math.log(K)

@@ -73,8 +73,6 @@ class Performance(Balancer):
 
     def target(self, stats, state, *, step, progress):
         losses = stats.losses.detach().to(state["weights"])
-        if not bool(torch.isfinite(losses).all()):
-            return torch.full_like(state["weights"], float("nan"))
         met = (losses < state["target"]).to(losses)
         factor = self.opts["up"] + (self.opts["down"] - self.opts["up"]) * met
         moved = torch.maximum(state["weights"] * factor, state["initial"] * self.opts["floor"])

@@ -59,8 +59,6 @@ class ResNorm(Balancer):
 
     def target(self, stats, state, *, step, progress):
         losses = stats.losses.detach().to(state["weights"])
-        if not bool(torch.isfinite(losses).all()):
-            return torch.full_like(state["weights"], float("nan"))
         if not int(state["seen"]):
             state.update(first=losses, seen=state["seen"] + 1)  # this update's copy (base.update)
         log_k = math.log(len(losses))

@@ -45,8 +45,6 @@ class SoftAdapt(Balancer):
 
     def target(self, stats, state, *, step, progress):
         losses = stats.losses.detach().to(state["weights"])
-        if not bool(torch.isfinite(losses).all()):
-            return torch.full_like(state["weights"], float("nan"))
         seen, prev = int(state["seen"]), state["prev"]
         state.update(prev=losses, seen=state["seen"] + 1)  # this update's copy (base.update)
         if not seen:
