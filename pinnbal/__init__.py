@@ -7,6 +7,7 @@ from the shell.
 
 __version__ = "0.1.0"
 
+from .balancers import Balancer, Stats, TermInfo  # noqa: E402
 from .errors import OptionError, PinnbalError, ProblemError  # noqa: E402
 from .geometry import Box, Face  # noqa: E402
 from .loader import load_problem  # noqa: E402
@@ -16,6 +17,6 @@ from .reference import GridReference  # noqa: E402
 from .train import Run, TrainConfig, train  # noqa: E402
 
 __all__ = [
-    "Box", "Boundary", "Data", "Face", "GridReference", "Initial", "OptionError", "PinnbalError", "Points",
-    "Problem", "ProblemError", "Residual", "Run", "TrainConfig", "load_problem", "train",
+    "Balancer", "Box", "Boundary", "Data", "Face", "GridReference", "Initial", "OptionError", "PinnbalError", "Points",
+    "Problem", "ProblemError", "Residual", "Run", "Stats", "TermInfo", "TrainConfig", "load_problem", "train",
 ]

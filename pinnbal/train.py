@@ -237,7 +237,7 @@ class Trainer:
                                                    progress=step / max(self.config.steps, 1))
         w = weights.to(losses)
         if J is not None:
-            flat = w @ J
+            flat = self.balancer.combine(J, w, self.state)
             offset = 0
             for p in self.params:
                 p.grad = flat[offset: offset + p.numel()].view_as(p).clone()

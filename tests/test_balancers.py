@@ -175,3 +175,39 @@ def test_bayes_gives_the_term_with_the_smaller_residuals_the_larger_weight():
     balancer = make_balancer("bayes:alpha=0")
     weights, _ = balancer.update(Stats(torch.tensor([1e-1, 1e-4])), balancer.init(terms), step=0, progress=0.0)
     assert float(weights[1]) > 10 * float(weights[0])
+
+
+CUSTOM_BALANCER = '''
+import pinnbal as pb
+
+
+class LossRatio(pb.Balancer):
+    """w_k = L_k / mean(L): louder terms get more weight."""
+    name = "loss-ratio"
+    options = {"every": 1, "alpha": 0.0, "min": 1e-3, "max": 1e3}
+
+    def target(self, stats, state, *, step, progress):
+        losses = stats.losses.double().clamp_min(1e-30)
+        return losses / losses.mean()
+'''
+
+
+@pytest.mark.parametrize("how", ["module", "file"])
+def test_custom_balancer_from_a_module_or_file(how, tmp_path, monkeypatch):
+    (tmp_path / "mybal.py").write_text(CUSTOM_BALANCER)
+    monkeypatch.chdir(tmp_path)
+    source = "mybal" if how == "module" else str(tmp_path / "mybal.py")
+    balancer = make_balancer(f"{source}:LossRatio:alpha=0.5")
+    assert balancer.opts["alpha"] == 0.5
+    weights, _ = balancer.update(Stats(torch.tensor([3.0, 1.0])), balancer.init(TERMS), step=0, progress=0.0)
+    assert weights.tolist() == pytest.approx([0.5 * 1 + 0.5 * 1.5, 0.5 * 1 + 0.5 * 0.5])
+    assert make_balancer(balancer.spec).opts == balancer.opts  # the saved spec round-trips
+
+
+@pytest.mark.parametrize("spec, fragment", [("nosuchmod:X", "cannot import"), ("mybal:Nope", "no Balancer subclass"),
+                                            ("missing.py:X", "no such file")])
+def test_custom_balancer_errors_are_one_line(spec, fragment, tmp_path, monkeypatch):
+    (tmp_path / "mybal.py").write_text(CUSTOM_BALANCER)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OptionError, match=fragment):
+        make_balancer(spec)

@@ -7,6 +7,11 @@
 from __future__ import annotations
 
 import difflib
+import importlib
+import importlib.util
+import re
+import sys
+from pathlib import Path
 
 from ..errors import OptionError
 from .base import Balancer, Stats, TermInfo
@@ -31,11 +36,17 @@ BALANCERS: dict[str, type[Balancer]] = {cls.name: cls for cls in (
 )}
 
 
+CUSTOM = re.compile(r"^(?P<module>[^:]+):(?P<cls>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<rest>.*))?$")
+
+
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     """``"name:key=value,key=value"`` → (name, {key: value}); clear errors otherwise."""
     if not isinstance(spec, str) or not spec.strip():
         raise OptionError("balancer spec is empty; use e.g. --balancer lra or --balancer lra:alpha=0.9")
     name, _, rest = spec.strip().partition(":")
+    custom = CUSTOM.match(spec.strip())
+    if name not in BALANCERS and custom:  # mymodule:MyBalancer[:options]
+        name, rest = f"{custom['module']}:{custom['cls']}", custom["rest"] or ""
     opts: dict[str, str] = {}
     for item in filter(None, (s.strip() for s in rest.split(","))):
         if "=" not in item and "<" in item:  # a target such as performance:ic<1e-4
@@ -52,10 +63,38 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     return name.strip(), opts
 
 
+def load_custom(module: str, cls_name: str) -> type[Balancer]:
+    """``mymodule:MyBalancer`` (an importable module) or ``path/to/file.py:MyBalancer``."""
+    where = f"balancer {module}:{cls_name}"
+    try:
+        if module.endswith(".py"):
+            if not Path(module).is_file():
+                raise OptionError(f"{where}: no such file {module}")
+            spec = importlib.util.spec_from_file_location(f"pinnbal_custom_{Path(module).stem}", module)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+        else:
+            if str(Path.cwd()) not in sys.path:
+                sys.path.insert(0, str(Path.cwd()))
+            mod = importlib.import_module(module)
+    except OptionError:
+        raise
+    except Exception as exc:  # the user's module failed to import: say so in one line
+        raise OptionError(f"{where}: cannot import {module}: {type(exc).__name__}: {exc}") from None
+    cls = getattr(mod, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Balancer)):
+        raise OptionError(f"{where}: {module} has no Balancer subclass named {cls_name}")
+    return cls
+
+
 def make_balancer(spec: str | Balancer) -> Balancer:
     if isinstance(spec, Balancer):
         return spec
     name, opts = parse_spec(spec)
+    if ":" in name:
+        balancer = load_custom(*name.split(":"))(**opts)
+        balancer.spec_name = name  # so the saved spec names the module and class, and round-trips
+        return balancer
     if name not in BALANCERS:
         close = difflib.get_close_matches(name, BALANCERS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -84,9 +84,10 @@ class Balancer:
     @property
     def spec(self) -> str:
         """The canonical spec string, e.g. ``lra:alpha=0.9,every=10,...``."""
+        name = getattr(self, "spec_name", self.name)
         if not self.opts:
-            return self.name
-        return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.opts.items())
+            return name
+        return name + ":" + ",".join(f"{k}={v}" for k, v in self.opts.items())
 
     # -- interface ----------------------------------------------------------
     def init(self, terms: list[TermInfo]) -> dict[str, torch.Tensor]:
@@ -116,6 +117,15 @@ class Balancer:
             weights = weights.clamp(self.opts["min"], self.opts["max"])
         new_state["weights"] = weights
         return weights, new_state
+
+    def combine(self, jacobian: torch.Tensor, weights: torch.Tensor, state: dict) -> torch.Tensor:
+        """The update direction (P,) from J (K, P): Σ_k w_k J_k unless a method says otherwise.
+
+        Gradient aggregators whose result is not a weighted sum of the rows
+        (ConFIG, GradDrop) override this; the engine calls it on every step
+        where J was computed, instead of a backward pass.
+        """
+        return weights.to(jacobian) @ jacobian
 
     def target(self, stats: Stats, state: dict, *, step: int, progress: float) -> torch.Tensor:
         """The weights this method wants now (before EMA and bounds), shape (K,)."""
