@@ -83,3 +83,20 @@ class JacobianEngine:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def ntk_traces(residuals: list[torch.Tensor], params: list[torch.Tensor], points: int) -> torch.Tensor:
+    """Per-term NTK trace estimates, (K,): mean over a subsample of ‖∂r_i/∂θ‖².
+
+    tr(K_kk) = Σ_i ‖∂r_i/∂θ‖² over the term's points (Wang, Yu & Perdikaris
+    2022); the mean over the first ``points`` residual entries of the batch
+    (already a random draw) estimates it per point, so terms with different
+    point counts compare fairly.  The per-point gradients come from one
+    vmapped pass per term; the graph is kept for the step's own backward.
+    """
+    traces = []
+    for r in residuals:
+        sample = r.reshape(-1)[:points]
+        rows = jacobian_batched(sample, params, retain_graph=True)
+        traces.append(rows.double().square().sum(dim=1).mean())
+    return torch.stack(traces).detach()

@@ -32,7 +32,7 @@ from . import __version__
 from .balancers import Balancer, Stats, TermInfo, make_balancer
 from .errors import OptionError, PinnbalError, ProblemError
 from .geometry import SAMPLERS
-from .jacobian import JacobianEngine, sync
+from .jacobian import JacobianEngine, ntk_traces, sync
 from .nets import PINNModel, build_network
 from .problem import Problem
 
@@ -115,14 +115,15 @@ class Batches:
             self.items.append((term, xt, vt))
 
 
-def term_losses(model: PINNModel, batches: Batches) -> torch.Tensor:
-    """The K term losses, mean pointwise loss of each term's residual, shape (K,)."""
-    losses = []
+def term_losses(model: PINNModel, batches: Batches) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The K term losses (mean pointwise loss of each term's residual), shape (K,), and the residuals."""
+    losses, residuals = [], []
     for term, x, values in batches.items:
         p = model.points(x, where=f"term {term.name!r}")
         r = term.residual(p, values)
+        residuals.append(r)
         losses.append(term.loss_fn(r).mean())
-    return torch.stack(losses)
+    return torch.stack(losses), residuals
 
 
 @dataclass
@@ -175,7 +176,7 @@ class Trainer:
     # -- checks before anything is written ----------------------------------
     def probe(self) -> None:
         """Evaluate every term once on a few points: shapes, names and NaN fail here, early."""
-        losses = term_losses(self.model, self._probe_batches())
+        losses, _ = term_losses(self.model, self._probe_batches())
         for term, value in zip(self.problem.terms, losses):
             if not torch.isfinite(value):
                 raise ProblemError(f"term {term.name!r}: loss is {value.item()} at initialisation; check its residual/value "
@@ -229,10 +230,11 @@ class Trainer:
     def step(self, optimizer, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Set ``.grad`` for one balanced step; return (losses, weights)."""
         optimizer.zero_grad(set_to_none=True)
-        losses = term_losses(self.model, self.batches)
+        losses, residuals = term_losses(self.model, self.batches)
         needs = self.balancer.needs_at(step)
+        traces = ntk_traces(residuals, self.params, self.balancer.opts["points"]) if "ntk" in needs else None
         J = self.jacobian(losses, self.params) if "jacobian" in needs else None
-        stats = Stats(losses=losses.detach(), jacobian=J)
+        stats = Stats(losses=losses.detach(), jacobian=J, ntk_traces=traces)
         weights, self.state = self.balancer.update(stats, self.state, step=step,
                                                    progress=step / max(self.config.steps, 1))
         w = weights.to(losses)
@@ -254,7 +256,7 @@ class Trainer:
 
         def closure():
             optimizer.zero_grad(set_to_none=True)
-            losses = term_losses(self.model, self.batches)
+            losses, _ = term_losses(self.model, self.batches)
             total = (weights * losses).sum()
             total.backward()
             last["losses"] = losses.detach()

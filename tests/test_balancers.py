@@ -14,6 +14,11 @@ def jacobian_with_scales(pde_scale: float, bc_scale: float, P: int = 50) -> torc
     return signs * torch.tensor([[pde_scale], [bc_scale]], dtype=torch.float64)
 
 
+def full_stats(losses, J):
+    """Every statistic the engine can measure, with NTK traces standing in as squared row norms of J."""
+    return Stats(losses=losses, jacobian=J, ntk_traces=J.double().square().sum(dim=1))
+
+
 def run_updates(balancer, J, steps):
     state = balancer.init(TERMS)
     losses = torch.tensor([1.0, 1.0], dtype=torch.float64)
@@ -92,7 +97,7 @@ def test_every_balancer_gives_finite_non_negative_weights_on_hostile_inputs(name
     for step, scale in enumerate([1e-30, 1.0, 1e30, 0.0, 1e-8]):
         J = torch.randn(3, 20, generator=g, dtype=torch.float64) * torch.tensor([[1.0], [scale], [1e-3]])
         losses = torch.tensor([1.0, scale, 1e-6], dtype=torch.float64)
-        weights, state = balancer.update(Stats(losses, J), state, step=step, progress=step / 5)
+        weights, state = balancer.update(full_stats(losses, J), state, step=step, progress=step / 5)
         assert weights.shape == (3,)
         assert torch.isfinite(weights).all() and (weights >= 0).all()
 
@@ -103,8 +108,8 @@ def test_permuting_terms_permutes_weights(name):
     b1, b2 = make_balancer(name), make_balancer(name)
     s1 = b1.init(TERMS)
     s2 = b2.init(TERMS[::-1])
-    w1, _ = b1.update(Stats(torch.ones(2, dtype=torch.float64), J), s1, step=0, progress=0.0)
-    w2, _ = b2.update(Stats(torch.ones(2, dtype=torch.float64), J.flip(0)), s2, step=0, progress=0.0)
+    w1, _ = b1.update(full_stats(torch.ones(2, dtype=torch.float64), J), s1, step=0, progress=0.0)
+    w2, _ = b2.update(full_stats(torch.ones(2, dtype=torch.float64), J.flip(0)), s2, step=0, progress=0.0)
     assert torch.allclose(w1, w2.flip(0))
 
 
@@ -112,7 +117,7 @@ def test_permuting_terms_permutes_weights(name):
 def test_state_is_a_dict_of_tensors_that_survives_save_and_load(name, tmp_path):
     balancer = make_balancer(name)
     state = balancer.init(TERMS)
-    _, state = balancer.update(Stats(torch.ones(2, dtype=torch.float64), jacobian_with_scales(1, 0.1)), state,
+    _, state = balancer.update(full_stats(torch.ones(2, dtype=torch.float64), jacobian_with_scales(1, 0.1)), state,
                                step=0, progress=0.0)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     torch.save(state, tmp_path / "s.pt")
@@ -211,3 +216,11 @@ def test_custom_balancer_errors_are_one_line(spec, fragment, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     with pytest.raises(OptionError, match=fragment):
         make_balancer(spec)
+
+
+def test_ntk_weights_follow_eq_6_4():
+    """tr(K) of 1 and 1e-4: the small-trace term gets (1 + 1e-4) / 1e-4, the other (1 + 1e-4) / 1."""
+    ntk = make_balancer("ntk:alpha=0,every=1,max=1e6")
+    traces = torch.tensor([1.0, 1e-4], dtype=torch.float64)
+    weights, _ = ntk.update(Stats(torch.ones(2), ntk_traces=traces), ntk.init(TERMS), step=0, progress=0.0)
+    assert weights.tolist() == pytest.approx([1.0001, 10001.0])

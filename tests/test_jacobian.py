@@ -65,3 +65,14 @@ def test_unknown_strategy_is_an_option_error():
 
     with pytest.raises(OptionError, match="jacobian"):
         JacobianEngine("vmap")
+
+
+def test_ntk_traces_are_mean_squared_per_point_gradients():
+    """r_i = a * x_i with parameter a: dr_i/da = x_i, so the trace per point is mean(x_i^2)."""
+    from pinnbal.jacobian import ntk_traces
+
+    a = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    x = torch.tensor([[1.0], [2.0], [3.0], [4.0]], dtype=torch.float64)
+    r = a * x
+    assert ntk_traces([r, 2 * r], [a], points=4).tolist() == pytest.approx([7.5, 30.0])
+    assert ntk_traces([r], [a], points=2).tolist() == pytest.approx([2.5])  # a subsample of the first two

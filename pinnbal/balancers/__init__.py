@@ -22,6 +22,7 @@ from .gradnorm import GradNorm
 from .gradnorm_eq import GradNormEq
 from .gradscale import GradScale
 from .lra import LRA
+from .ntk import NTK
 from .performance import Performance
 from .relobralo import ReLoBRaLo
 from .resnorm import ResNorm
@@ -32,7 +33,7 @@ from .uncertainty import Uncertainty
 
 BALANCERS: dict[str, type[Balancer]] = {cls.name: cls for cls in (
     Fixed, Schedule, Performance, DWA, SoftAdapt, ReLoBRaLo, ResNorm, RLW, Uncertainty, Bayes,
-    LRA, GradScale, GradNormEq, GradNorm,
+    LRA, GradScale, GradNormEq, GradNorm, NTK,
 )}
 
 

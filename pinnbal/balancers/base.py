@@ -7,7 +7,7 @@ A balancer turns training statistics into one weight per loss term::
 
 State is returned, never hidden in the object (like an optax transformation),
 so it can be checkpointed and logged.  A balancer declares what it needs
-(``needs``: ``"losses"``, ``"jacobian"``); the engine computes each statistic
+(``needs``: ``"losses"``, ``"jacobian"``, ``"ntk"``); the engine computes each statistic
 once per step and only on the steps the balancer asks for it
 (:meth:`Balancer.needs_at`).
 
@@ -49,6 +49,7 @@ class Stats:
 
     losses: torch.Tensor  # (K,), detached
     jacobian: torch.Tensor | None = None  # (K, P): J[k] = dL_k/dθ
+    ntk_traces: torch.Tensor | None = None  # (K,): mean over points of ‖∂r_i/∂θ‖² per term
 
 
 class Balancer:
@@ -103,7 +104,8 @@ class Balancer:
     def update(self, stats: Stats, state: dict, *, step: int, progress: float) -> tuple[torch.Tensor, dict]:
         if not self.due(step):
             return state["weights"], state
-        if not finite(stats.losses) or (stats.jacobian is not None and not finite(stats.jacobian)):
+        measured = [x for x in (stats.losses, stats.jacobian, stats.ntk_traces) if x is not None]
+        if not all(finite(x) for x in measured):
             state = dict(state, skipped=state["skipped"] + 1)
             return state["weights"], state
         new_state = dict(state)  # target may write its own entries; the caller's dict is never mutated
