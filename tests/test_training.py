@@ -132,3 +132,14 @@ def test_balancer_state_worth_seeing_is_logged_per_term(tmp_path):
     header = (tmp_path / "u" / "history.csv").read_text().splitlines()[0].split(",")
     assert {"log_var/pde", "log_var/ends"} <= set(header) and header[-1] == "rel_l2"
     assert run.history[-1]["weight/pde"] == pytest.approx(math.exp(-run.history[-1]["log_var/pde"]))
+
+
+@pytest.mark.parametrize("settings", [{"dtype": "float64"}, {"sampler": "sobol"}, {"sampler": "lhs"},
+                                      {"resample_every": 5}, {"jacobian": "batched"}])
+def test_engine_options_train(settings):
+    run = pb.train(POISSON, "lra:every=2", steps=20, lbfgs=3, width=8, depth=1, seed=0, **settings)
+    assert run.metrics["status"] == "completed" and math.isfinite(run.metrics["rel_l2"])
+    dtype = next(run.model.parameters()).dtype
+    assert dtype == (torch.float64 if settings.get("dtype") == "float64" else torch.float32)
+    if "jacobian" in settings:
+        assert run.metrics["jacobian_strategy"] == "batched"
