@@ -58,6 +58,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jacobian", default=d.jacobian, help="per-term gradients: auto, loop or batched " + DEFAULTS_HELP)
     p.add_argument("--log-every", type=int, default=d.log_every, help=DEFAULTS_HELP)
     p.add_argument("--eval-every", type=int, default=d.eval_every, help=DEFAULTS_HELP)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
+                   help="steps between checkpoints in the run directory " + DEFAULTS_HELP)
     p.add_argument("--weights", default="", help="initial/fixed term weights, e.g. pde=1,ic=100")
 
 
@@ -67,7 +69,8 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="train a problem file and write a run directory")
-    run.add_argument("problem", help="path to a problem file, e.g. problems/burgers.py")
+    run.add_argument("problem", nargs="?", help="path to a problem file, e.g. problems/burgers.py")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
     add_train_options(run)
     run.add_argument("--out", help="run directory (default: runs/<problem>-<balancer>-s<seed>)")
     run.add_argument("--force", action="store_true", help="overwrite the run files in an existing --out")
@@ -86,7 +89,15 @@ def build_parser() -> Parser:
 
 def cmd_run(args) -> int:
     from .loader import load_problem
-    from .train import train
+    from .train import resume, train
+
+    if args.resume:
+        if args.problem:
+            raise OptionError("give either a problem file or --resume RUN_DIR, not both")
+        report(resume(args.resume, progress=not args.quiet, render=not args.no_render), Path(args.resume))
+        return 0
+    if not args.problem:
+        raise OptionError("pinnbal run needs a problem file (e.g. problems/burgers.py) or --resume RUN_DIR")
 
     from .balancers import make_balancer
 
@@ -95,15 +106,19 @@ def cmd_run(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{problem.name}-{balancer.name}-s{args.seed}"
     settings = {k: getattr(args, k) for k in (
         "steps", "lbfgs", "seed", "lr", "lr_decay", "lr_decay_every", "device", "dtype", "arch", "width", "depth",
-        "activation", "sampler", "resample_every", "jacobian", "log_every", "eval_every")}
+        "activation", "sampler", "resample_every", "jacobian", "log_every", "eval_every", "checkpoint_every")}
     settings["weights"] = parse_weights(args.weights)
     run = train(problem, balancer, out=out, force=args.force, progress=not args.quiet, render=not args.no_render,
                 problem_path=str(Path(args.problem).resolve()), **settings)
+    report(run, out)
+    return 0
+
+
+def report(run, out: Path) -> None:
     m = run.metrics
     err = f"rel L2 {m['rel_l2']:.3e}" if m["rel_l2"] is not None else "no reference"
     print(f"{m['problem']} [{m['balancer']}] seed {m['seed']}: {err} after {m['steps']} steps in {m['wall_s']:.1f} s "
           f"({m['ms_per_step']:.1f} ms/step) -> {out}")
-    return 0
 
 
 def cmd_info(args) -> int:
@@ -136,8 +151,13 @@ COMMANDS = {"run": cmd_run, "info": cmd_info, "balancers": cmd_balancers, "rende
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .train import Interrupted
+
     try:
         return COMMANDS[args.command](args)
+    except Interrupted as exc:
+        sys.stderr.write(f"pinnbal: {exc}\n")
+        return 128 + (exc.signum or 2)
     except PinnbalError as exc:
         if args.debug:
             raise

@@ -31,10 +31,14 @@ import torch
 from . import __version__
 from .balancers import Balancer, Stats, TermInfo, make_balancer
 from .errors import OptionError, PinnbalError, ProblemError
+from .guard import StopFlag, run_lock, stop_on_signals
 from .geometry import SAMPLERS
 from .jacobian import JacobianEngine, ntk_traces, sync
 from .nets import PINNModel, build_network
 from .problem import Problem
+from .rundir import load_state, read_json, save_state
+
+CHECKPOINT = "checkpoint.pt"
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -60,13 +64,14 @@ class TrainConfig:
     jacobian: str = "auto"
     log_every: int = 10
     eval_every: int = 500
+    checkpoint_every: int = 500  # steps between checkpoints (needs a run directory)
     weights: dict[str, float] = field(default_factory=dict)
 
     def check(self, problem: Problem) -> None:
         for name in ("steps", "lbfgs", "resample_every", "seed"):
             if getattr(self, name) < 0:
                 raise OptionError(f"--{name.replace('_', '-')} {getattr(self, name)}: need a number >= 0")
-        for name in ("log_every", "eval_every", "lr_decay_every"):
+        for name in ("log_every", "eval_every", "lr_decay_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise OptionError(f"--{name.replace('_', '-')} {getattr(self, name)}: need an integer >= 1")
         if self.steps + self.lbfgs == 0:
@@ -150,7 +155,7 @@ class Trainer:
     """Owns the model, optimiser, balancer state and history of one run."""
 
     def __init__(self, problem: Problem, balancer: str | Balancer, config: TrainConfig,
-                 problem_path: str | None = None):
+                 problem_path: str | None = None, out: Path | None = None):
         config.check(problem)
         self.problem, self.config = problem, config
         self.balancer = make_balancer(balancer)
@@ -169,8 +174,20 @@ class Trainer:
         self.batches = Batches(problem, config, self.device, self.dtype)
         self.eval_x, self.eval_v = problem.evaluation_set()
         self.history: list[dict[str, Any]] = []
+        self.out = None if out is None else Path(out)
+        self.adam = torch.optim.Adam(self.params, lr=config.lr)
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(
+            self.adam, config.lr_decay ** (1.0 / config.lr_decay_every))
+        self.lbfgs: torch.optim.LBFGS | None = None
+        # progress counters: everything a resumed run needs to continue exactly
+        self.next_step = 0  # the next Adam step
+        self.lbfgs_done = 0  # L-BFGS iterations done
+        self.lbfgs_previous: float | None = None  # loss at the start of the last L-BFGS chunk
         self.train_seconds = 0.0
+        self.wall_seconds = 0.0
         self.next_eval = 0
+        self.status = "running"
+        self.stop = StopFlag()
         self.probe()
 
     # -- checks before anything is written ----------------------------------
@@ -193,38 +210,44 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------
     def fit(self, progress_bar: bool = True) -> Run:
+        """Train from where the run stands (a fresh run or a restored checkpoint)."""
         total = self.config.steps + self.config.lbfgs
-        bar = make_bar(total, progress_bar, f"{self.problem.name} [{self.balancer.name}]")
-        started = time.perf_counter()
-        self.status = "completed"
+        bar = make_bar(total, progress_bar, f"{self.problem.name} [{self.balancer.name}]",
+                       initial=self.next_step + self.lbfgs_done)
+        started = time.perf_counter() - self.wall_seconds
+        self.status = "running"
         try:
-            self._adam(bar, started)
-            if self.config.lbfgs and self.status == "completed":
-                self._lbfgs(bar, started)
+            with stop_on_signals(self.stop):
+                self._adam(bar, started)
+                if self.config.lbfgs and self.status == "running":
+                    self._lbfgs(bar, started)
         finally:
             bar.close()
-        return self.result(time.perf_counter() - started)
+        if self.status == "running":
+            self.status = "completed"
+        self.wall_seconds = time.perf_counter() - started
+        return self.result(self.wall_seconds)
 
     def _adam(self, bar, started: float) -> None:
         cfg = self.config
-        optimizer = torch.optim.Adam(self.params, lr=cfg.lr)
-        gamma = cfg.lr_decay ** (1.0 / cfg.lr_decay_every)
-        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
-        for step in range(cfg.steps):
+        while self.next_step < cfg.steps:
+            step = self.next_step
             tick = time.perf_counter()
             if cfg.resample_every and step and step % cfg.resample_every == 0:
                 self.batches.draw()
-            losses, weights = self.step(optimizer, step)
+            losses, weights = self.step(self.adam, step)
             if not bool(torch.isfinite(losses).all()):
                 self.status = "diverged"
             else:
-                optimizer.step()
-                scheduler.step()
+                self.adam.step()
+                self.scheduler.step()
             sync(self.device)
             self.train_seconds += time.perf_counter() - tick
+            self.next_step = step + 1
+            stopping = self.stop.signum is not None  # read once: a signal arriving later waits a step
             self.record(step, "adam", losses, weights, started, bar, last=step == cfg.steps - 1)
             bar.update(1)
-            if self.status == "diverged":
+            if self.status == "diverged" or self.checkpoint_if_due(started, step + 1, stopping):
                 return
 
     def step(self, optimizer, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -250,9 +273,9 @@ class Trainer:
 
     def _lbfgs(self, bar, started: float) -> None:
         weights = self.state["weights"].to(device=self.device, dtype=self.dtype)
-        optimizer = torch.optim.LBFGS(self.params, lr=1.0, max_iter=self.config.log_every, history_size=50,
-                                      line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
-        last = {}
+        if self.lbfgs is None:
+            self.lbfgs = new_lbfgs(self.params, self.config.log_every)
+        optimizer, last = self.lbfgs, {}
 
         def closure():
             optimizer.zero_grad(set_to_none=True)
@@ -262,27 +285,78 @@ class Trainer:
             last["losses"] = losses.detach()
             return total.detach()
 
-        done, previous = 0, None
-        while done < self.config.lbfgs:
-            chunk = min(self.config.log_every, self.config.lbfgs - done)
+        while self.lbfgs_done < self.config.lbfgs:
+            chunk = min(self.config.log_every, self.config.lbfgs - self.lbfgs_done)
             # max_eval bounds closure calls (line-search evaluations included) per step() call
             optimizer.param_groups[0].update(max_iter=chunk, max_eval=4 * chunk)
             tick = time.perf_counter()
             loss = float(optimizer.step(closure))
             sync(self.device)
             self.train_seconds += time.perf_counter() - tick
-            done += chunk
+            before = self.lbfgs_done
+            self.lbfgs_done += chunk
+            stopping = self.stop.signum is not None
             losses = last["losses"]
             if not bool(torch.isfinite(losses).all()):
                 self.status = "diverged"
-            stalled = loss == previous  # no step changed the loss: L-BFGS has converged
-            previous = loss
-            step = self.config.steps + done - 1
+            stalled = loss == self.lbfgs_previous  # no step changed the loss: L-BFGS has converged
+            self.lbfgs_previous = loss
+            step = self.config.steps + self.lbfgs_done - 1
             self.record(step, "lbfgs", losses, self.state["weights"], started, bar,
-                        last=done >= self.config.lbfgs or stalled or self.status == "diverged", force=True)
+                        last=self.lbfgs_done >= self.config.lbfgs or stalled or self.status == "diverged",
+                        force=True)
             bar.update(chunk)
             if stalled or self.status == "diverged":
                 return
+            crossed = self.lbfgs_done // self.config.checkpoint_every > before // self.config.checkpoint_every
+            if self.checkpoint_if_due(started, self.config.checkpoint_every if crossed else 1, stopping):
+                return
+
+    # -- checkpoints ------------------------------------------------------------
+    def checkpoint_if_due(self, started: float, done: int, stopping: bool) -> bool:
+        """Checkpoint when ``done`` is a multiple of ``checkpoint_every``, and when stopping; True: stop now."""
+        if self.out is not None and (stopping or done % self.config.checkpoint_every == 0):
+            self.wall_seconds = time.perf_counter() - started
+            save_state(self.out / CHECKPOINT, self.checkpoint())
+        if stopping:
+            self.status = "interrupted"
+        return stopping
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: weights_only-loadable tensors, numbers, strings."""
+        return {
+            "model": self.model.state_dict(),
+            "adam": self.adam.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "lbfgs": None if self.lbfgs is None else self.lbfgs.state_dict(),
+            "balancer": dict(self.state),
+            "batches": [x.detach() for _, x, _ in self.batches.items],
+            "sampler_rng": self.batches.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+            "counters": {"next_step": self.next_step, "lbfgs_done": self.lbfgs_done, "next_eval": self.next_eval,
+                         "lbfgs_previous": self.lbfgs_previous, "train_seconds": self.train_seconds,
+                         "wall_seconds": self.wall_seconds},
+            "jacobian": {"strategy": self.jacobian.strategy, "timings": self.jacobian.timings},
+        }
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self.model.load_state_dict(saved["model"])
+        self.adam.load_state_dict(saved["adam"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        if saved["lbfgs"] is not None:
+            self.lbfgs = new_lbfgs(self.params, self.config.log_every)
+            self.lbfgs.load_state_dict(saved["lbfgs"])
+        self.state = dict(saved["balancer"])
+        self.batches.items = [(t, x.to(self.device).requires_grad_(t.needs_derivatives), v)
+                              for (t, _, v), x in zip(self.batches.items, saved["batches"])]
+        self.batches.rng.bit_generator.state = saved["sampler_rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        self.history = list(saved["history"])
+        for name, value in saved["counters"].items():
+            setattr(self, name, value)
+        self.jacobian.strategy = saved["jacobian"]["strategy"]
+        self.jacobian.timings = dict(saved["jacobian"]["timings"])
 
     # -- records ----------------------------------------------------------------
     def record(self, step, phase, losses, weights, started, bar, last: bool, force: bool = False) -> None:
@@ -330,7 +404,7 @@ class Trainer:
     def result(self, wall: float) -> Run:
         last = self.history[-1]
         rel, per = self.rel_l2() if self.eval_v is not None else (None, None)
-        steps_run = int(last["step"]) + 1
+        steps_run = self.next_step + self.lbfgs_done
         metrics = {
             "problem": self.problem.name,
             "balancer": self.balancer.name,
@@ -338,8 +412,8 @@ class Trainer:
             "seed": self.config.seed,
             "status": self.status,
             "steps": steps_run,
-            "adam_steps": min(self.config.steps, steps_run),
-            "lbfgs_iterations": max(0, steps_run - self.config.steps),
+            "adam_steps": self.next_step,
+            "lbfgs_iterations": self.lbfgs_done,
             "wall_s": round(wall, 3),
             "train_s": round(self.train_seconds, 3),
             "ms_per_step": round(1000 * self.train_seconds / max(steps_run, 1), 3),
@@ -369,11 +443,18 @@ class Trainer:
         }
 
 
-def make_bar(total: int, enabled: bool, desc: str):
+def make_bar(total: int, enabled: bool, desc: str, initial: int = 0):
     """A tqdm progress bar (tqdm: maintained, light, works in terminals and notebooks)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, disable=not enabled, unit="step", dynamic_ncols=True, leave=True)
+    return tqdm(total=total, desc=desc, disable=not enabled, unit="step", dynamic_ncols=True, leave=True,
+                initial=initial)
+
+
+def new_lbfgs(params: list[torch.Tensor], chunk: int) -> torch.optim.LBFGS:
+    """L-BFGS with a strong-Wolfe line search; zero tolerances so it runs its whole budget."""
+    return torch.optim.LBFGS(params, lr=1.0, max_iter=chunk, history_size=50, line_search_fn="strong_wolfe",
+                             tolerance_grad=0.0, tolerance_change=0.0)
 
 
 def history_columns(run: Run) -> list[str]:
@@ -381,6 +462,14 @@ def history_columns(run: Run) -> list[str]:
     columns = list(dict.fromkeys(k for row in run.history for k in row))
     columns.remove("rel_l2")
     return columns + ["rel_l2"]
+
+
+class Interrupted(PinnbalError):
+    """The run stopped on SIGINT/SIGTERM after writing a checkpoint; ``signum`` says which."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
 
 
 def train(problem: Problem | str, balancer: str | Balancer = "lra", *, out: str | Path | None = None,
@@ -403,23 +492,57 @@ def train(problem: Problem | str, balancer: str | Balancer = "lra", *, out: str 
         raise OptionError(f"train(): unknown setting {unknown[0]!r}; settings are "
                           f"{', '.join(TrainConfig.__dataclass_fields__)}")
     config = TrainConfig(**settings)
-    trainer = Trainer(problem, balancer, config, problem_path)
-    if out is not None:
-        out = Path(out)
-        prepare_out_dir(out, force)
+    trainer = Trainer(problem, balancer, config, problem_path, out=out)
+    if out is None:
+        return finish(trainer, None, progress, render)
+    out = Path(out)
+    prepare_out_dir(out, force)
+    with run_lock(out):
         write_run_start(out, trainer)
+        return finish(trainer, out, progress, render)
+
+
+def resume(out: str | Path, *, progress: bool = False, render: bool = True) -> Run:
+    """Continue the run in ``out`` from its checkpoint, exactly where it stopped."""
+    from .loader import load_problem
+
+    out = Path(out)
+    if not (out / "config.json").is_file():
+        raise OptionError(f"--resume {out}: not a run directory (no config.json)")
+    if not (out / CHECKPOINT).is_file():
+        raise OptionError(f"--resume {out}: no {CHECKPOINT} to resume from; the run stopped before its first "
+                          f"checkpoint, start it again with --force")
+    with run_lock(out):
+        saved_metrics = out / "metrics.json"
+        if saved_metrics.is_file() and read_json(saved_metrics).get("status") == "completed":
+            raise OptionError(f"--resume {out}: that run has already completed")
+        config = read_json(out / "config.json")
+        problem_path = config["problem_path"]
+        if not problem_path or not Path(problem_path).is_file():
+            raise OptionError(f"--resume {out}: its problem file {problem_path!r} is gone")
+        trainer = Trainer(load_problem(problem_path), config["balancer"], TrainConfig(**config["train"]),
+                          problem_path, out=out)
+        trainer.restore(load_state(out / CHECKPOINT))
+        return finish(trainer, out, progress, render)
+
+
+def finish(trainer: Trainer, out: Path | None, progress: bool, render: bool) -> Run:
+    """Fit, write the run files, and turn an interruption or a divergence into a clear error."""
     try:
         run = trainer.fit(progress_bar=progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second signal: stop at once; the last checkpoint stays valid
         trainer.status = "interrupted"
-        run = trainer.result(float("nan")) if trainer.history else None
-        if out is not None and run is not None:
-            write_run(out, run, trainer, render=False)
+        if out is not None and trainer.history:
+            write_run(out, trainer.result(trainer.wall_seconds), trainer, render=False)
         raise
     if out is not None:
         run.out = out
-        write_run(out, run, trainer, render=render)
-    if run.metrics["status"] == "diverged":
+        write_run(out, run, trainer, render=render and run.metrics["status"] == "completed")
+    status = run.metrics["status"]
+    if status == "interrupted":
+        raise Interrupted(f"interrupted after step {run.metrics['steps'] - 1}"
+                          + (f"; continue with: pinnbal run --resume {out}" if out else ""), trainer.stop.signum)
+    if status == "diverged":
         bad = [k for k, v in run.metrics["final_losses"].items() if not math.isfinite(v)]
         raise PinnbalError(f"training diverged at step {run.metrics['steps'] - 1}: loss of term "
                            f"{', '.join(repr(b) for b in bad) or '?'} became NaN/inf; try a smaller --lr, "
@@ -430,6 +553,8 @@ def train(problem: Problem | str, balancer: str | Balancer = "lra", *, out: str 
 def write_run_start(out: Path, trainer: Trainer) -> None:
     from .rundir import write_json
 
+    for stale in ("metrics.json", CHECKPOINT):  # a forced re-run: the old run's files are not this run's
+        (out / stale).unlink(missing_ok=True)
     write_json(out / "config.json", trainer.config_record())
 
 
@@ -452,7 +577,7 @@ def write_predictions(path: Path, run: Run, trainer: Trainer) -> None:
 
 
 def write_run(out: Path, run: Run, trainer: Trainer, render: bool) -> None:
-    from .rundir import save_state, write_csv, write_json
+    from .rundir import write_csv, write_json
 
     write_csv(out / "history.csv", run.history, history_columns(run))
     save_state(out / "model.pt", {"model": trainer.model.state_dict(),

@@ -1,0 +1,125 @@
+"""Checkpoints and exact resume, signals, the run-directory lock."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import pinnbal as pb
+from pinnbal.rundir import load_state, prepare_out_dir
+from pinnbal.train import CHECKPOINT, Interrupted, TrainConfig, Trainer, finish, resume, write_run_start
+
+POISSON = "problems/poisson1d.py"
+SETTINGS = dict(steps=40, lbfgs=20, width=8, depth=1, log_every=5, eval_every=10, checkpoint_every=10,
+                resample_every=7, lr=1e-2, seed=4)
+
+
+def strip_wall(history):
+    return [{k: v for k, v in row.items() if k != "wall_s"} for row in history]
+
+
+def interrupted_run(balancer, out, stop_after_step):
+    """A run that receives a stop signal right after ``stop_after_step``, as SIGINT would."""
+    problem = pb.load_problem(POISSON)
+    trainer = Trainer(problem, balancer, TrainConfig(**SETTINGS), str(os.path.abspath(POISSON)), out=out)
+    prepare_out_dir(out, force=False)
+    write_run_start(out, trainer)
+    record = trainer.record
+
+    def record_then_signal(step, *args, **kwargs):
+        record(step, *args, **kwargs)
+        if step >= stop_after_step:
+            trainer.stop.signum = signal.SIGINT
+
+    trainer.record = record_then_signal
+    with pytest.raises(Interrupted, match="--resume"):
+        finish(trainer, out, progress=False, render=False)
+    return trainer
+
+
+@pytest.mark.parametrize("balancer", ["lra:every=3", "uncertainty", "relobralo"])
+@pytest.mark.parametrize("stop_after_step", [17, 49])  # in the Adam phase; in the L-BFGS phase
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(balancer, stop_after_step, tmp_path):
+    whole = pb.train(POISSON, balancer, out=tmp_path / "whole", render=False, **SETTINGS)
+    interrupted_run(balancer, tmp_path / "cut", stop_after_step)
+    metrics = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["steps"] <= stop_after_step + 10
+    resumed = resume(tmp_path / "cut", render=False)
+    assert strip_wall(resumed.history) == strip_wall(whole.history)
+    assert resumed.metrics["rel_l2"] == whole.metrics["rel_l2"]
+    assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["status"] == "completed"
+    saved = load_state(tmp_path / "cut" / CHECKPOINT)  # weights_only: only tensors, numbers, strings
+    assert set(saved["balancer"]) == set(resumed_state_keys(balancer))
+
+
+def resumed_state_keys(balancer):
+    b = pb.balancers.make_balancer(balancer) if hasattr(pb, "balancers") else None
+    from pinnbal.balancers import TermInfo, make_balancer
+
+    b = make_balancer(balancer)
+    return b.init([TermInfo("pde", "residual", 1.0), TermInfo("ends", "boundary", 1.0)]).keys()
+
+
+def test_resume_refuses_a_completed_run_and_a_directory_without_checkpoint(tmp_path, capsys):
+    from pinnbal.cli import main
+
+    pb.train(POISSON, "fixed", out=tmp_path / "done", render=False, **SETTINGS)
+    assert main(["run", "--resume", str(tmp_path / "done")]) == 2
+    assert "already completed" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["run", "--resume", str(tmp_path / "empty")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def tiny_problem(tmp_path):
+    path = tmp_path / "tiny.py"
+    path.write_text(
+        "import math, torch\nimport pinnbal as pb\n"
+        "problem = pb.Problem('tiny', pb.Box(x=(0.0, 1.0)), ['u'], [\n"
+        "    pb.Residual('pde', lambda p: p.u_xx + math.pi**2 * torch.sin(math.pi * p.x), points=32),\n"
+        "    pb.Boundary('ends', value=0.0, points=2)], reference=lambda p: torch.sin(math.pi * p.x))\n")
+    return path
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_to_a_real_process_checkpoints_and_marks_the_run_interrupted(signum, code, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pinnbal.cli", "run", str(tiny_problem(tmp_path)), "--steps", "1000000", "--lbfgs",
+         "0", "--width", "8", "--depth", "1", "--checkpoint-every", "1000000", "--quiet", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / "config.json").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # let it train a little
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "--resume" in err and "Traceback" not in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["steps"] > 0
+    saved = load_state(out / CHECKPOINT)
+    assert saved["counters"]["next_step"] == metrics["adam_steps"]
+    assert not (out / ".lock").exists()
+
+
+def test_a_second_run_on_a_locked_directory_is_refused(tmp_path, capsys):
+    from pinnbal.cli import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (out / ".lock").write_text(str(sleeper.pid))
+        args = ["run", POISSON, "--steps", "2", "--lbfgs", "0", "--quiet", "--no-render", "--force", "--out", str(out)]
+        assert main(args) == 2
+        assert "in use by another pinnbal run" in capsys.readouterr().err
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing written
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert main(args) == 0  # the owner is gone: a stale lock is taken over
+    assert not (out / ".lock").exists()
