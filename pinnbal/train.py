@@ -14,10 +14,20 @@ An optional L-BFGS phase (``lbfgs`` iterations, ``torch.optim.LBFGS`` with a
 strong-Wolfe line search) follows with the balancer's final weights held
 fixed.  Its tolerances are zero so it runs its full budget instead of
 stopping after a few float32 iterations.
+
+Guards: a step whose loss or gradient is not finite is not applied; the
+model and Adam state roll back to the last good state (kept in memory every
+``ROLLBACK_EVERY`` steps), the learning rate is halved and the event goes to
+``metrics.json``; ``MAX_FAILURES`` in a row end the run as ``diverged``.
+A non-finite L-BFGS chunk is undone and ends that phase.  With a run
+directory, a checkpoint is written every ``checkpoint_every`` steps and on
+SIGINT/SIGTERM, and :func:`resume` continues from it exactly (same history
+on CPU; the in-memory roll-back state is re-taken at the first resumed step).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import platform
 import time
@@ -39,6 +49,9 @@ from .problem import Problem
 from .rundir import load_state, read_json, save_state
 
 CHECKPOINT = "checkpoint.pt"
+ROLLBACK_EVERY = 100  # steps between the in-memory good states a non-finite step rolls back to
+MAX_FAILURES = 5  # consecutive non-finite steps before a run is declared diverged
+LR_CUT = 0.5  # learning-rate factor applied at each roll-back
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -188,6 +201,10 @@ class Trainer:
         self.next_eval = 0
         self.status = "running"
         self.stop = StopFlag()
+        self.good: dict[str, Any] | None = None  # the last good state, in memory, for roll-backs
+        self.failures = 0  # consecutive non-finite steps
+        self.events: list[dict[str, Any]] = []
+        self.diverged_terms: list[str] = []
         self.probe()
 
     # -- checks before anything is written ----------------------------------
@@ -235,20 +252,41 @@ class Trainer:
             tick = time.perf_counter()
             if cfg.resample_every and step and step % cfg.resample_every == 0:
                 self.batches.draw()
+            if self.good is None or (step % ROLLBACK_EVERY == 0 and not self.failures):
+                self.good = {"step": step, "model": copy.deepcopy(self.model.state_dict()),
+                             "adam": copy.deepcopy(self.adam.state_dict())}
             losses, weights = self.step(self.adam, step)
-            if not bool(torch.isfinite(losses).all()):
-                self.status = "diverged"
-            else:
+            healthy = bool(torch.isfinite(losses).all()) and all(
+                bool(torch.isfinite(p.grad).all()) for p in self.params if p.grad is not None)
+            if healthy:
                 self.adam.step()
                 self.scheduler.step()
+                self.failures = 0
+            else:
+                self.roll_back(step, losses)
             sync(self.device)
             self.train_seconds += time.perf_counter() - tick
             self.next_step = step + 1
             stopping = self.stop.signum is not None  # read once: a signal arriving later waits a step
-            self.record(step, "adam", losses, weights, started, bar, last=step == cfg.steps - 1)
+            if healthy:
+                self.record(step, "adam", losses, weights, started, bar, last=step == cfg.steps - 1)
             bar.update(1)
             if self.status == "diverged" or self.checkpoint_if_due(started, step + 1, stopping):
                 return
+
+    def roll_back(self, step: int, losses: torch.Tensor) -> None:
+        """A non-finite loss or gradient: restore the last good state, halve the learning rate."""
+        self.failures += 1
+        self.model.load_state_dict(self.good["model"])
+        self.adam.load_state_dict(self.good["adam"])
+        for group in self.adam.param_groups:
+            group["lr"] *= LR_CUT
+        bad = [t.name for t, v in zip(self.terms, losses.tolist()) if not math.isfinite(v)] or ["gradient"]
+        self.events.append({"step": step, "event": "non-finite " + ", ".join(bad),
+                            "action": f"rolled back to step {self.good['step']}, lr -> {self.adam.param_groups[0]['lr']:.3g}"})
+        if self.failures >= MAX_FAILURES:
+            self.status = "diverged"
+            self.diverged_terms = bad
 
     def step(self, optimizer, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Set ``.grad`` for one balanced step; return (losses, weights)."""
@@ -290,6 +328,7 @@ class Trainer:
             # max_eval bounds closure calls (line-search evaluations included) per step() call
             optimizer.param_groups[0].update(max_iter=chunk, max_eval=4 * chunk)
             tick = time.perf_counter()
+            kept = copy.deepcopy(self.model.state_dict())
             loss = float(optimizer.step(closure))
             sync(self.device)
             self.train_seconds += time.perf_counter() - tick
@@ -297,16 +336,18 @@ class Trainer:
             self.lbfgs_done += chunk
             stopping = self.stop.signum is not None
             losses = last["losses"]
-            if not bool(torch.isfinite(losses).all()):
-                self.status = "diverged"
+            if not (math.isfinite(loss) and bool(torch.isfinite(losses).all())):
+                self.model.load_state_dict(kept)
+                self.events.append({"step": self.config.steps + before, "event": "non-finite loss in L-BFGS",
+                                    "action": "kept the state before this chunk and ended the L-BFGS phase"})
+                return
             stalled = loss == self.lbfgs_previous  # no step changed the loss: L-BFGS has converged
             self.lbfgs_previous = loss
             step = self.config.steps + self.lbfgs_done - 1
             self.record(step, "lbfgs", losses, self.state["weights"], started, bar,
-                        last=self.lbfgs_done >= self.config.lbfgs or stalled or self.status == "diverged",
-                        force=True)
+                        last=self.lbfgs_done >= self.config.lbfgs or stalled, force=True)
             bar.update(chunk)
-            if stalled or self.status == "diverged":
+            if stalled:
                 return
             crossed = self.lbfgs_done // self.config.checkpoint_every > before // self.config.checkpoint_every
             if self.checkpoint_if_due(started, self.config.checkpoint_every if crossed else 1, stopping):
@@ -336,7 +377,7 @@ class Trainer:
             "history": self.history,
             "counters": {"next_step": self.next_step, "lbfgs_done": self.lbfgs_done, "next_eval": self.next_eval,
                          "lbfgs_previous": self.lbfgs_previous, "train_seconds": self.train_seconds,
-                         "wall_seconds": self.wall_seconds},
+                         "wall_seconds": self.wall_seconds, "failures": self.failures, "events": self.events},
             "jacobian": {"strategy": self.jacobian.strategy, "timings": self.jacobian.timings},
         }
 
@@ -402,7 +443,7 @@ class Trainer:
         return overall, per
 
     def result(self, wall: float) -> Run:
-        last = self.history[-1]
+        last = self.history[-1] if self.history else {}
         rel, per = self.rel_l2() if self.eval_v is not None else (None, None)
         steps_run = self.next_step + self.lbfgs_done
         metrics = {
@@ -419,14 +460,15 @@ class Trainer:
             "ms_per_step": round(1000 * self.train_seconds / max(steps_run, 1), 3),
             "rel_l2": rel,
             "rel_l2_per_output": per,
-            "final_loss": last["loss"],
-            "final_losses": {t.name: last[f"loss/{t.name}"] for t in self.terms},
-            "final_weights": {t.name: last[f"weight/{t.name}"] for t in self.terms},
+            "final_loss": last.get("loss"),
+            "final_losses": {t.name: last.get(f"loss/{t.name}") for t in self.terms},
+            "final_weights": {t.name: last.get(f"weight/{t.name}") for t in self.terms},
             "unknowns": {k: float(v.detach()) for k, v in self.model.unknowns.items()},
             "jacobian_strategy": self.jacobian.strategy if self.jacobian.timings or self.jacobian.strategy != "auto"
             else None,
             "jacobian_timings_ms": {k: round(1000 * v, 3) for k, v in self.jacobian.timings.items()},
             "device": str(self.device),
+            "events": self.events,
         }
         return Run(self.problem, self.model, self.config, self.balancer.spec, self.history, metrics)
 
@@ -543,9 +585,9 @@ def finish(trainer: Trainer, out: Path | None, progress: bool, render: bool) -> 
         raise Interrupted(f"interrupted after step {run.metrics['steps'] - 1}"
                           + (f"; continue with: pinnbal run --resume {out}" if out else ""), trainer.stop.signum)
     if status == "diverged":
-        bad = [k for k, v in run.metrics["final_losses"].items() if not math.isfinite(v)]
-        raise PinnbalError(f"training diverged at step {run.metrics['steps'] - 1}: loss of term "
-                           f"{', '.join(repr(b) for b in bad) or '?'} became NaN/inf; try a smaller --lr, "
+        bad = trainer.diverged_terms
+        raise PinnbalError(f"training diverged at step {run.metrics['steps'] - 1}: {', '.join(bad)} non-finite "
+                           f"{MAX_FAILURES} times in a row despite roll-backs; try a smaller --lr, "
                            f"--dtype float64 or a bounded balancer" + (f" (partial run kept in {out})" if out else ""))
     return run
 

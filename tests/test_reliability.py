@@ -123,3 +123,57 @@ def test_a_second_run_on_a_locked_directory_is_refused(tmp_path, capsys):
         sleeper.wait()
     assert main(args) == 0  # the owner is gone: a stale lock is taken over
     assert not (out / ".lock").exists()
+
+
+def nan_problem(bad_calls):
+    """1D Poisson whose residual is NaN on the given calls (counted per evaluation of the residual)."""
+    import math
+
+    import torch
+
+    calls = {"n": 0}
+
+    def residual(p):
+        calls["n"] += 1
+        r = p.u_xx + math.pi**2 * torch.sin(math.pi * p.x)
+        return r * float("nan") if bad_calls(calls["n"]) else r
+
+    return pb.Problem("nanny", pb.Box(x=(0.0, 1.0)), ["u"],
+                      [pb.Residual("pde", residual, points=32), pb.Boundary("ends", value=0.0, points=2)],
+                      reference=lambda p: torch.sin(math.pi * p.x))
+
+
+def test_a_nan_at_one_step_is_rolled_back_and_training_continues():
+    # call 1 is the start-up probe; call 2 + s is Adam step s
+    run = pb.train(nan_problem(lambda n: n == 2 + 15), "fixed", steps=40, lbfgs=0, width=8, depth=1, lr=1e-2)
+    assert run.metrics["status"] == "completed"
+    (event,) = run.metrics["events"]
+    assert event["step"] == 15 and "pde" in event["event"] and "rolled back to step 0" in event["action"]
+    assert "lr -> 0.005" in event["action"]
+    import math
+
+    assert all(math.isfinite(r["loss"]) for r in run.history)
+
+
+def test_persistent_nans_end_the_run_as_diverged_with_finite_metrics(tmp_path, capsys):
+    from pinnbal.cli import main
+
+    problem_file = tmp_path / "bad.py"
+    problem_file.write_text(
+        "import math, torch\nimport pinnbal as pb\ncalls = {'n': 0}\n"
+        "def residual(p):\n"
+        "    calls['n'] += 1\n"
+        "    r = p.u_xx + math.pi**2 * torch.sin(math.pi * p.x)\n"
+        "    return r * float('nan') if calls['n'] > 12 else r\n"
+        "problem = pb.Problem('bad', pb.Box(x=(0.0, 1.0)), ['u'], [pb.Residual('pde', residual, points=32),\n"
+        "    pb.Boundary('ends', value=0.0, points=2)], reference=lambda p: torch.sin(math.pi * p.x))\n")
+    out = tmp_path / "run"
+    rc = main(["run", str(problem_file), "--steps", "50", "--lbfgs", "0", "--width", "8", "--depth", "1",
+               "--log-every", "1", "--quiet", "--no-render", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "diverged" in err[0] and "pde" in err[0]
+    text = (out / "metrics.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    metrics = json.loads(text)
+    assert metrics["status"] == "diverged" and len(metrics["events"]) == 5
+    assert "nan" not in (out / "history.csv").read_text().lower()
