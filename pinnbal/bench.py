@@ -1,0 +1,79 @@
+"""``pinnbal bench speed``: what each balancer costs per step, measured, not assumed.
+
+For one problem (default Burgers) every balancer trains ``steps`` Adam steps
+in this process, one after another (never in parallel: on a small CPU two
+torch processes slow each other many-fold), after an untimed warm-up run.
+The table gives ms per step, the ratio to ``fixed`` measured in the same
+sweep, and, for the per-term Jacobian, one K × P Jacobian by the loop of K
+backward passes against one vmapped pass on the same graph.  The machine,
+versions and the exact command go with the table.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .balancers import BALANCERS
+from .jacobian import jacobian_batched, jacobian_loop, sync
+from .loader import load_problem
+from .train import TrainConfig, Trainer, term_losses, train
+
+
+def balancer_speed(problem_path: str, balancers: list[str], steps: int, settings: dict) -> list[dict]:
+    """ms/step of each balancer over ``steps`` Adam steps (no L-BFGS), with the ratio to ``fixed``."""
+    problem = load_problem(problem_path)
+    train(problem, "fixed", steps=min(steps, 20), lbfgs=0, **settings)  # warm-up: allocations, caches
+    rows = []
+    for spec in balancers:
+        run = train(problem, spec, steps=steps, lbfgs=0, eval_every=10**9, **settings)
+        rows.append({"balancer": spec, "ms_per_step": run.metrics["ms_per_step"]})
+    base = next((r["ms_per_step"] for r in rows if r["balancer"] == "fixed"), None)
+    for r in rows:
+        r["ratio"] = None if base is None else r["ms_per_step"] / base
+    return rows
+
+
+def jacobian_speed(problem_path: str, repeats: int, settings: dict) -> dict[str, float]:
+    """Median ms of one K × P Jacobian by each strategy, on the problem's first training graph."""
+    problem = load_problem(problem_path)
+    trainer = Trainer(problem, "fixed", TrainConfig(steps=1, lbfgs=0, **settings))
+    timings: dict[str, list[float]] = {"loop": [], "batched": []}
+    for _ in range(repeats):
+        for name, fn in (("loop", jacobian_loop), ("batched", jacobian_batched)):
+            losses, _ = term_losses(trainer.model, trainer.batches)
+            sync(trainer.device)
+            start = time.perf_counter()
+            fn(losses, trainer.params)
+            sync(trainer.device)
+            timings[name].append(1000 * (time.perf_counter() - start))
+    return {name: float(np.median(v)) for name, v in timings.items()}
+
+
+def machine() -> str:
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+    return f"{platform.processor() or platform.machine()}, {device}, torch {torch.__version__}, " \
+           f"python {platform.python_version()}"
+
+
+def speed_report(problem_path: str, balancers: list[str] | None, steps: int, repeats: int, command: str,
+                 settings: dict) -> str:
+    """The Markdown report of ``pinnbal bench speed``."""
+    names = balancers or [n for n in BALANCERS]
+    rows = balancer_speed(problem_path, names, steps, settings)
+    jac = jacobian_speed(problem_path, repeats, settings)
+    lines = [f"# Balancer speed on {Path(problem_path).name}", "",
+             f"Command: `{command}`  ", f"Machine: {machine()}  ",
+             f"Budget: {steps} Adam steps per balancer, no L-BFGS; network "
+             f"{settings.get('depth', TrainConfig.depth)} x {settings.get('width', TrainConfig.width)}.", "",
+             "| balancer | ms / step | × fixed |", "| --- | --- | --- |"]
+    lines += [f"| {r['balancer']} | {r['ms_per_step']:.2f} | "
+              + ("–" if r["ratio"] is None else f"{r['ratio']:.2f}") + " |" for r in rows]
+    lines += ["", "One per-term Jacobian (K × P) on the same graph, median of "
+              f"{repeats}: loop of K backward passes {jac['loop']:.1f} ms, one vmapped pass {jac['batched']:.1f} ms.",
+              ""]
+    return "\n".join(lines)
