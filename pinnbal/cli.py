@@ -84,6 +84,31 @@ def build_parser() -> Parser:
 
     render = sub.add_parser("render", help="draw the figures of a run directory")
     render.add_argument("run_dir")
+
+    # compare: the training options of `run`, with --balancers in place of --balancer (conflict_handler
+    # "resolve" lets --balancers take over the --balancer flag) and --seed as the first seed
+    compare = sub.add_parser(
+        "compare", help="train balancers x seeds on one or more problems; tables and figures",
+        conflict_handler="resolve",
+        description="Train every (problem, balancer, seed) as a run directory DIR/<problem>/<balancer>-s<seed>, "
+                    "in parallel processes, then write DIR/<problem>/summary.csv, summary.md and figures/ "
+                    "(and DIR/summary.md with a ranking for several problems). Finished runs are skipped when "
+                    "the same command runs again.")
+    compare.add_argument("problems", nargs="+", metavar="PROBLEM", help="problem files, e.g. problems/*.py")
+    add_train_options(compare)
+    compare.add_argument("--balancers", "--balancer", action="append", metavar="SPECS",
+                         help="balancer specs separated by commas; a piece that is key=value (or term<target) "
+                              "continues the options of the spec before it, so fixed,lra:alpha=0.9,every=10,relobralo "
+                              "is three balancers; may be repeated (default: fixed,lra,relobralo)")
+    compare.add_argument("--seeds", type=int, default=3, help="seeds per balancer " + DEFAULTS_HELP)
+    compare.add_argument("--seed", type=int, default=0, help="first seed: the seeds are SEED .. SEED+SEEDS-1 "
+                         + DEFAULTS_HELP)
+    compare.add_argument("--jobs", type=int, help="parallel training processes (default: min(runs, CPUs))")
+    compare.add_argument("--out", help="sweep directory (default: runs/compare-<problem>[+<problem>...])")
+    compare.add_argument("--target", type=float, default=1e-2, help="rel L2 error for the steps-to-target column "
+                         + DEFAULTS_HELP)
+    compare.add_argument("--force", action="store_true", help="train every run again, finished or not")
+    compare.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -146,7 +171,32 @@ def cmd_render(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "info": cmd_info, "balancers": cmd_balancers, "render": cmd_render}
+def cmd_compare(args) -> int:
+    from .compare import FINAL, compare
+    from .train import TrainConfig
+
+    if args.seeds < 1:
+        raise OptionError(f"--seeds {args.seeds}: need at least 1")
+    settings = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and k != "seed"}
+    settings["weights"] = parse_weights(args.weights)
+    try:
+        result = compare(args.problems, args.balancers or ["fixed,lra,relobralo"],
+                         seeds=range(args.seed, args.seed + args.seeds), out=args.out, jobs=args.jobs,
+                         target=args.target, force=args.force, progress=not args.quiet, **settings)
+    except KeyboardInterrupt:
+        sys.stderr.write("pinnbal: compare stopped; finished runs are kept: run the same command again to "
+                         "train the rest\n")
+        raise
+    for outcome in result.outcomes:
+        if outcome.error:
+            sys.stderr.write(f"pinnbal: {outcome.job.label}: {outcome.status}: {outcome.error}\n")
+    print(result.tables)
+    print(f"\nsummary: {result.summary}")
+    return 1 if any(o.status not in FINAL for o in result.outcomes) else 0
+
+
+COMMANDS = {"run": cmd_run, "info": cmd_info, "balancers": cmd_balancers, "render": cmd_render,
+            "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

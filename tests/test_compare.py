@@ -1,0 +1,322 @@
+"""``pinnbal compare``: sweeps of balancers x seeds x problems, summaries, figures, resuming, bad input.
+
+Every sweep here trains the tiny 1D Poisson problem of conftest.py (64 points, a width-8 one-layer network)
+for 5 Adam steps, so a run takes a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import statistics
+
+import numpy as np
+import pytest
+
+from conftest import PNG_MAGIC, CliResult, problem_source
+from pinnbal.compare import (FIGURES, compare, folder_name, on_grid, ranks, split_balancers, steps_to)
+from pinnbal.errors import OptionError
+from pinnbal.rundir import read_csv
+
+TINY = ["--steps", "5", "--lbfgs", "0", "--width", "8", "--depth", "1", "--quiet"]
+SETTINGS = {"steps": 5, "lbfgs": 0, "width": 8, "depth": 1}
+BALANCERS = ["fixed", "lra", "relobralo"]
+TARGET = 1.02  # between the errors of the first and the last step, so some seeds may reach it
+
+#: Two outputs, u = sin(pi x) and v = sin(2 pi x): exercises the per-output columns.
+PAIR = {
+    "name": "pair",
+    "outputs": '["u", "v"]',
+    "terms": ['pb.Residual("pde", lambda p: [p.u_xx + math.pi**2 * torch.sin(math.pi * p.x), '
+              'p.v_xx + 4 * math.pi**2 * torch.sin(2 * math.pi * p.x)], points=64)',
+              'pb.Boundary("ends", value=0.0, points=2)'],
+    "reference": "lambda p: torch.cat([torch.sin(math.pi * p.x), torch.sin(2 * math.pi * p.x)], 1)",
+}
+
+
+def run_cli(*args) -> CliResult:
+    """``pinnbal.cli.main`` in this process (usable from fixtures of any scope)."""
+    from pinnbal.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse usage errors
+            rc = exc.code
+    return CliResult(rc, out.getvalue(), err.getvalue())
+
+
+def summary_csv(path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def metrics_of(folder) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def is_png(path) -> bool:
+    data = path.read_bytes() if path.is_file() else b""
+    return data[:8] == PNG_MAGIC and data[-8:-4] == b"IEND"
+
+
+def mtimes(root) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.glob("*/*/metrics.json"))}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """fixed, lra, relobralo x 2 seeds on the tiny problem, in this process (--jobs 1)."""
+    base = tmp_path_factory.mktemp("compare")
+    (base / "tiny.py").write_text(problem_source())
+    r = run_cli("compare", base / "tiny.py", "--balancers", ",".join(BALANCERS), "--seeds", "2", "--jobs", "1", *TINY,
+                "--log-every", "1", "--eval-every", "2", "--target", TARGET, "--out", base / "sweep")
+    assert r.rc == 0, r.err
+    return base / "sweep", r
+
+
+# -- one sweep, read back --------------------------------------------------------------------------
+
+
+def test_layout_is_ordinary_run_directories(sweep):
+    out, _ = sweep
+    assert sorted(p.name for p in (out / "tiny").iterdir() if p.is_dir()) == sorted(
+        ["figures"] + [f"{b}-s{s}" for b in BALANCERS for s in (0, 1)])
+    for b in BALANCERS:
+        for s in (0, 1):
+            run = out / "tiny" / f"{b}-s{s}"
+            m, config = metrics_of(run), json.loads((run / "config.json").read_text())
+            assert (m["status"], m["balancer"], m["seed"], m["steps"]) == ("completed", b, s, 5)
+            assert config["train"]["width"] == 8 and config["train"]["seed"] == s
+            assert is_png(run / "figures" / "losses.png")  # each run is rendered
+    assert not (out / "summary.md").exists()  # one problem: its own summary is the summary
+
+
+def test_table_has_one_row_per_balancer(sweep):
+    out, r = sweep
+    rows = summary_csv(out / "tiny" / "summary.csv")
+    assert [row["balancer"] for row in rows] == BALANCERS
+    assert all(row["n"] == "2" and row["failed"] == "0" for row in rows)
+    md = (out / "tiny" / "summary.md").read_text()
+    table = [line for line in md.splitlines() if line.startswith("| `")]
+    assert [line.split("|")[1].strip() for line in table] == [f"`{b}`" for b in BALANCERS]
+    assert all(line.split("|")[2].strip() == "2" for line in table)
+    assert "seeds 0, 1" in md and "5 Adam steps" in md and "pinnbal compare" in md
+    # the CLI prints the table and where the summary is
+    assert all(f"| `{b}` |" in r.out for b in BALANCERS)
+    assert r.out.strip().splitlines()[-1] == f"summary: {out / 'tiny' / 'summary.md'}"
+
+
+def test_summary_numbers_are_recomputed_from_the_runs(sweep):
+    out, _ = sweep
+    for row in summary_csv(out / "tiny" / "summary.csv"):
+        runs = [out / "tiny" / f"{row['balancer']}-s{s}" for s in (0, 1)]
+        metrics = [metrics_of(run) for run in runs]
+        errors = [m["rel_l2"] for m in metrics]
+        expected = {
+            "rel_l2_mean": statistics.mean(errors), "rel_l2_std": statistics.stdev(errors),
+            "rel_l2_median": statistics.median(errors), "rel_l2_min": min(errors), "rel_l2_max": max(errors),
+            "final_loss_median": statistics.median(sum(m["final_losses"].values()) for m in metrics),
+            "final_loss/pde_median": statistics.median(m["final_losses"]["pde"] for m in metrics),
+            "wall_s_median": statistics.median(m["wall_s"] for m in metrics),
+            "ms_per_step_median": statistics.median(m["ms_per_step"] for m in metrics),
+        }
+        for key, value in expected.items():
+            assert float(row[key]) == pytest.approx(value, rel=1e-12), key
+        # steps to target: first history row at or below it, +1 (steps taken); median over seeds
+        reached = []
+        for run in runs:
+            hits = [r["step"] + 1 for r in read_csv(run / "history.csv") if r["rel_l2"] is not None
+                    and r["rel_l2"] <= TARGET]
+            reached.append(hits[0] if hits else math.inf)
+        middle = float(np.median(reached))
+        if math.isinf(middle):
+            assert row["steps_to_target"] == "not reached"
+        else:
+            assert float(row["steps_to_target"]) == middle
+        assert row["target_reached"] == f"{sum(map(math.isfinite, reached))}/2"
+
+
+def test_overhead_is_relative_to_fixed(sweep):
+    out, _ = sweep
+    rows = {row["balancer"]: row for row in summary_csv(out / "tiny" / "summary.csv")}
+    assert float(rows["fixed"]["overhead_vs_fixed"]) == 1.0
+    base = float(rows["fixed"]["ms_per_step_median"])
+    for row in rows.values():
+        assert float(row["overhead_vs_fixed"]) == pytest.approx(float(row["ms_per_step_median"]) / base)
+    assert "| 1.00× |" in (out / "tiny" / "summary.md").read_text()
+
+
+def test_figures_are_pngs(sweep):
+    out, _ = sweep
+    figures = out / "tiny" / "figures"
+    assert sorted(p.name for p in figures.iterdir()) == sorted(FIGURES)
+    for name in FIGURES:
+        assert is_png(figures / name), name
+        assert f"(figures/{name})" in (out / "tiny" / "summary.md").read_text()
+
+
+# -- resuming --------------------------------------------------------------------------------------
+
+
+def test_rerun_skips_finished_runs_and_trains_unfinished_ones(cli, tiny_problem, tmp_path):
+    out = tmp_path / "sweep"
+    args = ["compare", tiny_problem, "--balancers", "fixed,lra", "--seeds", "2", "--jobs", "1", *TINY, "--out", out]
+    assert cli(*args).rc == 0
+    before = mtimes(out)
+    assert len(before) == 4
+    (out / "tiny" / "lra-s1" / "metrics.json").unlink()  # killed mid-run: config.json without metrics.json
+    interrupted = out / "tiny" / "fixed-s1" / "metrics.json"
+    interrupted.write_text(json.dumps(dict(metrics_of(interrupted.parent), status="interrupted")))
+    before[str(interrupted.relative_to(out))] = interrupted.stat().st_mtime_ns
+
+    r = cli(*args)
+    assert r.rc == 0, r.err
+    after = mtimes(out)
+    rerun = {"tiny/lra-s1/metrics.json", "tiny/fixed-s1/metrics.json"}
+    assert {k: v for k, v in after.items() if k not in rerun} == {k: v for k, v in before.items() if k not in rerun}
+    assert after["tiny/fixed-s1/metrics.json"] != before["tiny/fixed-s1/metrics.json"]
+    assert all(metrics_of(out / "tiny" / run)["status"] == "completed" for run in ("lra-s1", "fixed-s1"))
+    assert "4 runs: 1 parallel job" in (out / "tiny" / "summary.md").read_text()
+
+    # a diverged run is a result: kept, and counted as failed
+    diverged = out / "tiny" / "lra-s0" / "metrics.json"
+    diverged.write_text(json.dumps(dict(metrics_of(diverged.parent), status="diverged", rel_l2=None)))
+    stamp = mtimes(out)
+    r = cli(*args)
+    assert r.rc == 0, r.err
+    assert mtimes(out) == stamp
+    rows = {row["balancer"]: row for row in summary_csv(out / "tiny" / "summary.csv")}
+    assert (rows["lra"]["n"], rows["lra"]["failed"], rows["fixed"]["n"]) == ("1", "1", "2")
+    assert float(rows["lra"]["rel_l2_median"]) == metrics_of(out / "tiny" / "lra-s1")["rel_l2"]
+
+    # other settings on top of finished runs: refused before anything runs, unless --force
+    r = cli(*[a if a != "5" else "6" for a in args])
+    assert r.rc == 2 and len(r.err_lines) == 1 and "--force" in r.err and "steps" in r.err
+    assert mtimes(out) == stamp
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+
+#: options | the message; no options: the problem file is missing
+BAD_INPUT = """
+--balancers fixed,nope      | unknown balancer 'nope'
+--balancers lra:bogus=1     | unknown option 'bogus'
+--balancers every=3,fixed   | no balancer before it
+--balancers fixed,lra,fixed | repeats
+--balancers performance:zz<1e-3 | no term named 'zz'
+--steps -1                  | --steps -1
+--weights zz=1              | 'zz' is not a term
+--seeds 0                   | --seeds 0
+--jobs 0                    | --jobs 0
+--target 0                  | --target 0
+--dtype float16             | --dtype float16
+--seeds two                 | invalid int value
+                            | no such problem file
+"""
+
+
+@pytest.mark.parametrize("extra, message", [tuple(part.strip() for part in line.split("|"))
+                                            for line in BAD_INPUT.strip("\n").splitlines()])
+def test_bad_input_fails_before_anything_runs(cli, tiny_problem, work_dir, extra, message):
+    problem = tiny_problem if extra else tiny_problem.parent / "missing.py"
+    r = cli("compare", problem, *TINY, *extra.split())  # default balancers: fixed,lra,relobralo
+    assert r.rc == 2, r.out
+    assert len(r.err_lines) == 1 and message in r.err, r.err
+    assert list(work_dir.iterdir()) == []  # no runs/compare-... directory
+
+
+def test_two_problems_with_the_same_name_are_refused(cli, write_problem, work_dir):
+    first, second = write_problem(filename="a.py"), write_problem(filename="b.py")
+    r = cli("compare", first, second, "--balancers", "fixed", *TINY)
+    assert r.rc == 2 and len(r.err_lines) == 1 and "named 'tiny'" in r.err
+    assert list(work_dir.iterdir()) == []
+
+
+# -- several problems, in parallel ------------------------------------------------------------------
+
+
+def test_two_problems_in_two_processes(write_problem, work_dir):
+    tiny, pair = write_problem(filename="tiny.py"), write_problem(filename="pair.py", **PAIR)
+    result = compare([tiny, pair], ["fixed,lra"], seeds=1, jobs=2, progress=False, **SETTINGS)
+    out = work_dir / "runs" / "compare-tiny+pair"
+    assert result.summary.resolve() == out / "summary.md"
+    assert (result.jobs, len(result.outcomes), result.failed) == (2, 4, [])
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert {o.threads for o in result.outcomes} == {max(1, cpus // 2)}  # each worker took its share of the cores
+    for problem in ("tiny", "pair"):
+        assert all(metrics_of(out / problem / f"{b}-s0")["status"] == "completed" for b in ("fixed", "lra"))
+        assert all(is_png(out / problem / "figures" / name) for name in FIGURES)
+    pair_rows = summary_csv(out / "pair" / "summary.csv")
+    assert {"rel_l2/u_median", "rel_l2/v_mean", "rel_l2/v_std"} <= set(pair_rows[0])
+    assert "u: median" in (out / "pair" / "summary.md").read_text()
+    assert "rel_l2/u_median" not in summary_csv(out / "tiny" / "summary.csv")[0]
+
+    # the cross-problem summary: a table per problem and the mean rank of the median error
+    text = result.summary.read_text()
+    assert "## tiny" in text and "## pair" in text and "## Ranking" in text
+    medians = {p: {row["balancer"]: float(row["rel_l2_median"]) for row in summary_csv(out / p / "summary.csv")}
+               for p in ("tiny", "pair")}
+    ranking = [line.split("|") for line in text.split("## Ranking")[1].splitlines() if line.startswith("| `")]
+    for cells in ranking:
+        name = cells[1].strip().strip("`")
+        mine = [sorted(m.values()).index(m[name]) + 1 for m in medians.values()]
+        assert float(cells[2]) == pytest.approx(sum(mine) / 2)
+    assert [float(c[2]) for c in ranking] == sorted(float(c[2]) for c in ranking)
+    assert "Ranking" in result.tables
+
+
+def test_problem_without_reference(write_problem, tmp_path):
+    path = write_problem(reference="None")
+    result = compare([path], ["fixed"], seeds=1, jobs=1, out=tmp_path / "sweep", progress=False, **SETTINGS)
+    row = summary_csv(tmp_path / "sweep" / "tiny" / "summary.csv")[0]
+    assert (row["n"], row["rel_l2_median"], row["steps_to_target"]) == ("1", "", "")
+    assert float(row["final_loss_median"]) > 0
+    figures = tmp_path / "sweep" / "tiny" / "figures"
+    assert [p.name for p in figures.iterdir()] == ["weights.png"]  # nothing to draw errors from
+    assert result.summary.is_file()
+
+
+# -- pieces ----------------------------------------------------------------------------------------
+
+
+def test_split_balancers():
+    assert split_balancers(["fixed,lra:alpha=0.9,every=10,relobralo"]) == ["fixed", "lra:alpha=0.9,every=10",
+                                                                          "relobralo"]
+    assert split_balancers(["performance:ic<1e-4,pde<1e-3", "mybal.py:Mine:alpha=0.5"]) == [
+        "performance:ic<1e-4,pde<1e-3", "mybal.py:Mine:alpha=0.5"]
+    assert split_balancers([" fixed , ,lra "]) == ["fixed", "lra"]
+    with pytest.raises(OptionError, match="no balancer before"):
+        split_balancers(["alpha=0.5"])
+    with pytest.raises(OptionError, match="no balancer given"):
+        split_balancers([","])
+
+
+def test_folder_names_are_safe():
+    assert folder_name("lra:every=5") == "lra_every=5"
+    assert folder_name("performance:ic<1e-4") == "performance_ic_1e-4"
+    assert folder_name("../bal/mine.py:Mine") == "bal_mine.py_Mine"
+
+
+def test_ranks_share_ties_and_put_missing_last():
+    assert ranks([0.3, 0.1, 0.3, None]) == [2.5, 1, 2.5, 4]
+
+
+def test_curves_hold_their_last_value_on_a_common_grid():
+    grid, values = on_grid([(np.array([0.0, 10.0]), np.array([1.0, 0.5])),
+                            (np.array([5.0, 15.0]), np.array([2.0, 0.1]))])
+    assert grid.tolist() == [0, 5, 10, 15]
+    assert np.allclose(values[0], [1.0, 1.0, 0.5, 0.5])
+    assert np.isnan(values[1][0]) and np.allclose(values[1][1:], [2.0, 2.0, 0.1])
+
+
+def test_steps_to_target():
+    history = [{"step": 0, "rel_l2": 0.5}, {"step": 9, "rel_l2": None}, {"step": 19, "rel_l2": 0.01}]
+    assert steps_to(history, 0.02) == 20
+    assert steps_to(history, 0.001) == math.inf
