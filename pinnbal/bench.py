@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .balancers import BALANCERS
+from .balancers import BALANCERS, make_balancer
 from .jacobian import jacobian_batched, jacobian_loop, sync
 from .loader import load_problem
 from .train import TrainConfig, Trainer, term_losses, train
@@ -27,6 +27,8 @@ from .train import TrainConfig, Trainer, term_losses, train
 def balancer_speed(problem_path: str, balancers: list[str], steps: int, settings: dict) -> list[dict]:
     """ms/step of each balancer over ``steps`` Adam steps (no L-BFGS), with the ratio to ``fixed``."""
     problem = load_problem(problem_path)
+    for spec in balancers:  # bad specs fail before anything is timed
+        make_balancer(spec)
     train(problem, "fixed", steps=min(steps, 20), lbfgs=0, **settings)  # warm-up: allocations, caches
     rows = []
     for spec in balancers:

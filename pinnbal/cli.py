@@ -85,6 +85,16 @@ def build_parser() -> Parser:
     render = sub.add_parser("render", help="draw the figures of a run directory")
     render.add_argument("run_dir")
 
+    bench = sub.add_parser("bench", help="measure balancer overhead per step and the Jacobian strategies")
+    bench.add_argument("suite", choices=["speed"], help="what to measure")
+    bench.add_argument("--problem", default="problems/burgers.py", help=DEFAULTS_HELP)
+    bench.add_argument("--balancers", help="comma-separated balancer names (default: every registered one)")
+    bench.add_argument("--steps", type=int, default=200, help="Adam steps per balancer " + DEFAULTS_HELP)
+    bench.add_argument("--repeats", type=int, default=5, help="Jacobian timings to take the median of " + DEFAULTS_HELP)
+    bench.add_argument("--width", type=int, default=32, help=DEFAULTS_HELP)
+    bench.add_argument("--depth", type=int, default=4, help=DEFAULTS_HELP)
+    bench.add_argument("--out", help="also write the Markdown report to this file")
+
     # compare: the training options of `run`, with --balancers in place of --balancer (conflict_handler
     # "resolve" lets --balancers take over the --balancer flag) and --seed as the first seed
     compare = sub.add_parser(
@@ -163,6 +173,22 @@ def cmd_balancers(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import speed_report
+    from .rundir import atomic_write_bytes
+
+    if args.steps < 1 or args.repeats < 1:
+        raise OptionError("bench: --steps and --repeats must be >= 1")
+    names = [n.strip() for n in args.balancers.split(",") if n.strip()] if args.balancers else None
+    command = "pinnbal " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "pinnbal bench speed"
+    report = speed_report(args.problem, names, args.steps, args.repeats, command,
+                          {"width": args.width, "depth": args.depth})
+    print(report)
+    if args.out:
+        atomic_write_bytes(Path(args.out), report.encode())
+    return 0
+
+
 def cmd_render(args) -> int:
     from .plots import render_run
 
@@ -195,7 +221,7 @@ def cmd_compare(args) -> int:
     return 1 if any(o.status not in FINAL for o in result.outcomes) else 0
 
 
-COMMANDS = {"run": cmd_run, "info": cmd_info, "balancers": cmd_balancers, "render": cmd_render,
+COMMANDS = {"run": cmd_run, "info": cmd_info, "balancers": cmd_balancers, "render": cmd_render, "bench": cmd_bench,
             "compare": cmd_compare}
 
 
