@@ -1,0 +1,373 @@
+"""A sweep's runs read back from their directories: statistics, Markdown tables, summary files.
+
+For each problem ``DIR/<problem>/summary.csv`` (one row per balancer,
+full-precision numbers) and ``summary.md`` (the same as a Markdown table, with
+the budget, and the figures of :mod:`~pinnbal.compare.figures`); with several
+problems also ``DIR/summary.md`` (one table each, and a ranking).
+
+What a sweep is (:class:`Sweep`, :class:`Job`, :class:`Entry`) and what a run
+directory holds (:func:`saved_state`) live here, below
+:mod:`~pinnbal.compare.sweep`, which plans and runs with them.
+
+Statistics:  ``n`` counts completed runs; ``failed`` counts seeds that
+diverged or crashed.  rel L2 statistics are over the completed runs
+(sample standard deviation, n - 1).  The final loss is the *unweighted* sum
+of the term losses (the weighted total is not comparable across balancers).
+Steps to target is the number of optimiser steps (Adam steps + L-BFGS
+iterations) taken when the error was first measured at or below the
+target; rel L2 is measured every ``eval_every`` steps and at the end, which
+sets its resolution.  The median runs over all seeds, a seed that never
+reached the target counting as infinite ("not reached" when the median is).
+The overhead ratio divides a balancer's median ms/step by that of ``fixed``
+in the same sweep, so both were measured under the same load.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+import numpy as np
+
+from ..rundir import atomic_write_bytes, read_json, write_csv
+from .figures import draw_figures, term_names
+
+if TYPE_CHECKING:  # for annotations only: sweep.py imports this module
+    from .sweep import Ledger
+
+#: metrics.json states that are a result: skipped when the sweep runs again.
+FINAL = ("completed", "diverged")
+
+
+# -- the sweep, as data -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One balancer of the sweep."""
+
+    spec: str  # as written by the user: the row label
+    canonical: str  # Balancer.spec, what config.json records
+    name: str  # the balancer's registry name (fixed, lra, ...)
+    folder: str  # directory name
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (problem, balancer, seed) run."""
+
+    problem: str
+    problem_path: str
+    entry: Entry
+    seed: int
+    out: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.problem}/{self.out.name}"
+
+
+@dataclass
+class Sweep:
+    """Everything a comparison needs, validated before any file is written."""
+
+    problems: dict[str, str]  # problem name -> resolved path
+    given_paths: list[str]
+    entries: list[Entry]
+    seeds: list[int]
+    settings: dict[str, Any]
+    out: Path
+    target: float
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [Job(name, path, entry, seed, self.out / name / f"{entry.folder}-s{seed}")
+                for name, path in self.problems.items() for entry in self.entries for seed in self.seeds]
+
+    def expected_config(self, job: Job) -> dict[str, Any]:
+        from ..train import TrainConfig
+
+        return {"problem_path": job.problem_path, "balancer": job.entry.canonical,
+                "train": asdict(TrainConfig(**self.settings, seed=job.seed))}
+
+
+def config_difference(saved: dict[str, Any], expected: dict[str, Any]) -> str | None:
+    """The first setting in which a saved config.json differs from the sweep's, or None."""
+    from ..train import TrainConfig
+
+    for key in ("problem_path", "balancer"):
+        if saved.get(key) != expected[key]:
+            return f"{key} {saved.get(key)!r} (sweep: {expected[key]!r})"
+    defaults, train = asdict(TrainConfig()), saved.get("train") or {}
+    for key, value in expected["train"].items():
+        if train.get(key, defaults[key]) != value:
+            return f"{key} {train.get(key, defaults[key])!r} (sweep: {value!r})"
+    return None
+
+
+def saved_state(job: Job, sweep: Sweep) -> tuple[str | None, str | None]:
+    """(status in metrics.json or None, how its config differs from the sweep's or None)."""
+    try:
+        status = read_json(job.out / "metrics.json").get("status")
+        saved = read_json(job.out / "config.json")
+    except (OSError, ValueError):
+        return None, None
+    return status, config_difference(saved, sweep.expected_config(job))
+
+
+# -- statistics -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Group:
+    """The runs of one balancer on one problem, read back from their directories."""
+
+    entry: Entry
+    runs: list[Any]  # SavedRun, completed or diverged, config matching the sweep
+    seeds: int  # seeds in the sweep
+
+    @property
+    def completed(self) -> list[Any]:
+        return [r for r in self.runs if r.metrics.get("status") == "completed"]
+
+    def errors(self, output: str | None = None) -> list[float]:
+        """Final rel L2 of the completed runs (of one output if given)."""
+        values = (r.metrics.get("rel_l2") if output is None else (r.metrics.get("rel_l2_per_output") or {}).get(output)
+                  for r in self.completed)
+        return [float(v) for v in values if v is not None]
+
+
+def read_groups(sweep: Sweep, problem: str) -> list[Group]:
+    from ..runs import read_run
+
+    groups = {entry.spec: Group(entry, [], len(sweep.seeds)) for entry in sweep.entries}
+    for job in sweep.jobs:
+        if job.problem != problem:
+            continue
+        status, difference = saved_state(job, sweep)
+        if status in FINAL and difference is None:
+            groups[job.entry.spec].runs.append(read_run(job.out))
+    return list(groups.values())
+
+
+def spread(values: list[float], prefix: str) -> dict[str, float | None]:
+    """mean, sample std, median, min, max of ``values`` (None where undefined)."""
+    a = np.asarray(values, dtype=float)
+    stats = {"mean": a.mean() if a.size else None, "std": a.std(ddof=1) if a.size > 1 else None,
+             "median": np.median(a) if a.size else None, "min": a.min() if a.size else None,
+             "max": a.max() if a.size else None}
+    return {f"{prefix}_{k}": None if v is None else float(v) for k, v in stats.items()}
+
+
+def median_of(values: Iterable[float | None]) -> float | None:
+    kept = [float(v) for v in values if v is not None]
+    return float(np.median(kept)) if kept else None
+
+
+def steps_to(history: list[dict[str, Any]], target: float) -> float:
+    """Optimiser steps taken when rel L2 was first measured <= target (inf if never)."""
+    for row in history:
+        if row.get("rel_l2") is not None and row["rel_l2"] <= target:
+            return row["step"] + 1
+    return math.inf
+
+
+def output_names(groups: list[Group]) -> list[str]:
+    for group in groups:
+        for run in group.completed:
+            return list(run.metrics.get("rel_l2_per_output") or {})
+    return []
+
+
+def group_row(group: Group, outputs: list[str], terms: list[str], target: float) -> dict[str, Any]:
+    """One summary.csv row (without the overhead ratio, which needs the fixed row)."""
+    done = group.completed
+    row: dict[str, Any] = {"balancer": group.entry.spec, "n": len(done), "failed": group.seeds - len(done)}
+    row |= spread(group.errors(), "rel_l2")
+    if len(outputs) > 1:
+        for output in outputs:
+            row |= spread(group.errors(output), f"rel_l2/{output}")
+    row["final_loss_median"] = median_of(sum(r.metrics["final_losses"].values()) for r in done)
+    for term in terms:
+        row[f"final_loss/{term}_median"] = median_of(r.metrics["final_losses"].get(term) for r in done)
+    row["wall_s_median"] = median_of(r.metrics.get("wall_s") for r in done)
+    row["ms_per_step_median"] = median_of(r.metrics.get("ms_per_step") for r in done)
+    row["steps_to_target"], row["target_reached"] = None, None
+    if any(r.get("rel_l2") is not None for run in group.runs for r in run.history):  # else: no reference
+        reached = [steps_to(r.history, target) for r in group.runs] + [math.inf] * (group.seeds - len(group.runs))
+        middle = float(np.median(reached))
+        if math.isinf(middle):
+            row["steps_to_target"] = "not reached"
+        else:  # whole steps unless an even number of seeds splits the middle pair
+            row["steps_to_target"] = int(middle) if middle.is_integer() else middle
+        row["target_reached"] = f"{sum(math.isfinite(s) for s in reached)}/{group.seeds}"
+    return row
+
+
+def summary_rows(groups: list[Group], target: float) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of summary.csv and its columns."""
+    outputs, terms = output_names(groups), term_names(groups)
+    rows = [group_row(g, outputs, terms, target) for g in groups]
+    fixed = sorted((r for g, r in zip(groups, rows) if g.entry.name == "fixed"), key=lambda r: r["balancer"] != "fixed")
+    base = fixed[0]["ms_per_step_median"] if fixed else None  # plain `fixed` first, else the first fixed spec
+    for row in rows:
+        ms = row["ms_per_step_median"]
+        row["overhead_vs_fixed"] = ms / base if ms is not None and base else None
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    columns.remove("overhead_vs_fixed")
+    columns.insert(columns.index("ms_per_step_median") + 1, "overhead_vs_fixed")
+    return rows, columns
+
+
+# -- Markdown ---------------------------------------------------------------------------------------
+
+
+def mean_std(row: dict[str, Any], prefix: str) -> str:
+    mean, std = row[f"{prefix}_mean"], row[f"{prefix}_std"]
+    return num(mean) if mean is None or std is None else f"{num(mean)} ± {num(std, 1)}"
+
+
+def num(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    return f"{value:.{digits}e}"
+
+
+def markdown_table(rows: list[dict[str, Any]], outputs: list[str], target: float) -> str:
+    best = min((r["rel_l2_median"] for r in rows if r["rel_l2_median"] is not None), default=None)
+    head = ["balancer", "n", "failed", "rel L2 mean ± std", "median", "min", "max"]
+    head += [f"{o}: mean ± std" for o in outputs] + [f"{o}: median" for o in outputs]
+    head += ["final loss (median)", "wall s (median)", "ms/step (median)", "overhead vs fixed",
+             f"steps to rel L2 ≤ {target:g}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in rows:
+        median = num(r["rel_l2_median"])
+        if best is not None and r["rel_l2_median"] == best:
+            median = f"**{median}**"
+        cells = [f"`{r['balancer']}`", str(r["n"]), str(r["failed"]), mean_std(r, "rel_l2"), median,
+                 num(r["rel_l2_min"]), num(r["rel_l2_max"])]
+        cells += [mean_std(r, f"rel_l2/{o}") for o in outputs]
+        cells += [num(r[f"rel_l2/{o}_median"]) for o in outputs]
+        wall, ms, ratio = r["wall_s_median"], r["ms_per_step_median"], r["overhead_vs_fixed"]
+        steps = r["steps_to_target"]
+        steps = steps if steps is None or isinstance(steps, str) else f"{steps:g}"
+        reach = "–" if steps is None else f"{steps} ({r['target_reached']})"
+        cells += [num(r["final_loss_median"]), "–" if wall is None else f"{wall:.1f}",
+                  "–" if ms is None else f"{ms:.2f}", "–" if ratio is None else f"{ratio:.2f}×", reach]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def budget(settings: dict[str, Any]) -> str:
+    from ..train import TrainConfig
+
+    c = TrainConfig(**settings)
+    return (f"{c.steps} Adam steps (lr {c.lr:g}) + {c.lbfgs} L-BFGS iterations; {c.arch} {c.depth}×{c.width} "
+            f"{c.activation}; {c.dtype}")
+
+
+def seeds_text(seeds: list[int]) -> str:
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))) and len(seeds) > 2:
+        return f"seeds {seeds[0]}–{seeds[-1]}"
+    return "seed" + "s" * (len(seeds) > 1) + " " + ", ".join(map(str, seeds))
+
+
+def reproduce(sweep: Sweep) -> str:
+    """A ``pinnbal compare`` command line that reruns (or resumes) this sweep."""
+    from ..train import TrainConfig
+
+    defaults = asdict(TrainConfig())
+    words = ["pinnbal", "compare", *sweep.given_paths, "--balancers", ",".join(e.spec for e in sweep.entries),
+             "--seeds", str(len(sweep.seeds))]
+    if sweep.seeds[0]:
+        words += ["--seed", str(sweep.seeds[0])]
+    for key, value in sweep.settings.items():
+        if key == "weights":
+            value = ",".join(f"{k}={v:g}" for k, v in value.items())
+        if key in ("steps", "lbfgs") or (value and value != defaults.get(key, value)):
+            words += ["--" + key.replace("_", "-"), str(value)]
+    words += ["--out", str(sweep.out), "--target", f"{sweep.target:g}"]
+    return shlex.join(words)
+
+
+def header(sweep: Sweep, ledger: Ledger, problem: str | None = None) -> list[str]:
+    import platform
+
+    import torch
+
+    from .. import __version__
+
+    seeds = sweep.seeds
+    return [f"- budget: {budget(sweep.settings)}",
+            f"- {seeds_text(seeds)} ({len(seeds)} per balancer); target rel L2 ≤ {sweep.target:g}",
+            f"- timings: {ledger.describe([j for j in sweep.jobs if problem in (None, j.problem)])}; "
+            f"{platform.platform()}; pinnbal {__version__}, torch {torch.__version__}",
+            f"- command: `{reproduce(sweep)}`"]
+
+
+LEGEND = ("n: completed runs; failed: seeds that diverged or crashed. rel L2 over the completed runs (± sample "
+          "std); **bold**: lowest median. Final loss: unweighted sum of the term losses at the last step. "
+          "Overhead: median ms/step ÷ that of `fixed` in this sweep. Steps to target: median over seeds of the "
+          "optimiser steps taken when rel L2 was first measured at or below the target (never: infinite); "
+          "in brackets, the seeds that reached it.")
+
+
+def write_problem_summary(sweep: Sweep, problem: str, ledger: Ledger) -> tuple[str, list[Group]]:
+    """summary.csv, summary.md and the figures of one problem; returns its table and groups."""
+    folder = sweep.out / problem
+    groups = read_groups(sweep, problem)
+    rows, columns = summary_rows(groups, sweep.target)
+    write_csv(folder / "summary.csv", rows, columns)
+    outputs = output_names(groups)
+    table = markdown_table(rows, outputs if len(outputs) > 1 else [], sweep.target)
+    title = f"{problem} · {seeds_text(sweep.seeds)} · {budget(sweep.settings)}"
+    drawn = draw_figures(folder / "figures", groups, title, sweep.target)
+    pictures = [f"![{p.stem.replace('_', ' ')}](figures/{p.name})" for p in drawn]
+    text = "\n\n".join([f"# Balancer comparison: {problem}", "\n".join(
+        [f"- problem file: `{sweep.problems[problem]}`", *header(sweep, ledger, problem)]), table, LEGEND, *pictures])
+    atomic_write_bytes(folder / "summary.md", (text + "\n").encode())
+    return table, groups
+
+
+def ranks(values: list[float | None]) -> list[float]:
+    """Rank 1 = lowest; ties share the mean rank; a missing value ranks last."""
+    keyed = [math.inf if v is None else v for v in values]
+    return [1 + sum(o < v for o in keyed) + (sum(o == v for o in keyed) - 1) / 2 for v in keyed]
+
+
+def ranking_table(sweep: Sweep, medians: dict[str, list[float | None]]) -> str:
+    """Mean rank of the median rel L2 over the problems that have a reference."""
+    scored = {p: ranks(m) for p, m in medians.items() if any(v is not None for v in m)}
+    if not scored:
+        return "No problem has a reference solution: no ranking."
+    mean = [float(np.mean([r[i] for r in scored.values()])) for i in range(len(sweep.entries))]
+    order = sorted(range(len(sweep.entries)), key=lambda i: mean[i])
+    lines = ["| balancer | mean rank | " + " | ".join(scored) + " |", "|" + " --- |" * (len(scored) + 2)]
+    for i in order:
+        cells = [f"{scored[p][i]:g} ({num(medians[p][i])})" for p in scored]
+        lines.append(f"| `{sweep.entries[i].spec}` | {mean[i]:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_summaries(sweep: Sweep, ledger: Ledger) -> tuple[Path, str]:
+    """Per-problem summaries and figures; with several problems also DIR/summary.md. Returns (path, tables)."""
+    tables, medians = [], {}
+    for problem in sweep.problems:
+        table, groups = write_problem_summary(sweep, problem, ledger)
+        tables.append(f"## {problem}\n\n{table}")
+        medians[problem] = [median_of(g.errors()) for g in groups]
+    if len(sweep.problems) == 1:
+        return sweep.out / next(iter(sweep.problems)) / "summary.md", tables[0]
+    ranking = ("## Ranking\n\nMean rank of the median rel L2 (1 = best); per problem: rank (median rel L2).\n\n"
+               + ranking_table(sweep, medians))
+    tables.append(ranking)
+    links = "\n".join(f"- [{p}]({p}/summary.md)" for p in sweep.problems)
+    text = "\n\n".join([f"# Balancer comparison: {', '.join(sweep.problems)}", "\n".join(header(sweep, ledger)),
+                        links, *tables, LEGEND])
+    atomic_write_bytes(sweep.out / "summary.md", (text + "\n").encode())
+    return sweep.out / "summary.md", "\n\n".join(tables)
