@@ -310,7 +310,9 @@ class Trainer:
         return losses.detach(), weights
 
     def _lbfgs(self, bar, started: float) -> None:
-        weights = self.state["weights"].to(device=self.device, dtype=self.dtype)
+        # an aggregator's per-step weights mean nothing as a fixed blend: L-BFGS takes the initial weights
+        held = self.state["initial"] if self.balancer.kind == "direction" else self.state["weights"]
+        weights = held.to(device=self.device, dtype=self.dtype)
         if self.lbfgs is None:
             self.lbfgs = new_lbfgs(self.params, self.config.log_every)
         optimizer, last = self.lbfgs, {}
@@ -344,7 +346,7 @@ class Trainer:
             stalled = loss == self.lbfgs_previous  # no step changed the loss: L-BFGS has converged
             self.lbfgs_previous = loss
             step = self.config.steps + self.lbfgs_done - 1
-            self.record(step, "lbfgs", losses, self.state["weights"], started, bar,
+            self.record(step, "lbfgs", losses, held, started, bar,
                         last=self.lbfgs_done >= self.config.lbfgs or stalled, force=True)
             bar.update(chunk)
             if stalled:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..errors import OptionError
+from .aggregators import AGGREGATORS
 from .base import Balancer, Stats, TermInfo
 from .bayes import Bayes
 from .dwa import DWA
@@ -33,7 +34,7 @@ from .uncertainty import Uncertainty
 
 BALANCERS: dict[str, type[Balancer]] = {cls.name: cls for cls in (
     Fixed, Schedule, Performance, DWA, SoftAdapt, ReLoBRaLo, ResNorm, RLW, Uncertainty, Bayes,
-    LRA, GradScale, GradNormEq, GradNorm, NTK,
+    LRA, GradScale, GradNormEq, GradNorm, NTK, *AGGREGATORS,
 )}
 
 

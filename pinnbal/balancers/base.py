@@ -57,6 +57,8 @@ class Balancer:
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    #: "weights" (a weighted sum of the term gradients) or "direction" (a gradient aggregator)
+    kind: ClassVar[str] = "weights"
     needs: ClassVar[frozenset[str]] = frozenset({"losses"})
     #: state entries of shape (K,) worth seeing; logged as ``<entry>/<term>`` history columns
     logged_state: ClassVar[tuple[str, ...]] = ()
