@@ -219,11 +219,21 @@ class Trainer:
         if out.shape != (min(4, len(self.eval_x)), len(self.problem.outputs)):
             raise ProblemError(f"transform: returned shape {tuple(out.shape)}; need (N, {len(self.problem.outputs)})")
 
-    def _probe_batches(self) -> Batches:
+    def _probe_batches(self, n: int = 8) -> Batches:
+        """The first ``n`` points of each term's batch, as fresh leaves (their own small graph)."""
         probe = Batches.__new__(Batches)
-        probe.items = [(t, x[:8].detach().clone().requires_grad_(x.requires_grad), None if v is None else v[:8])
+        probe.items = [(t, x[:n].detach().clone().requires_grad_(x.requires_grad), None if v is None else v[:n])
                        for t, x, v in self.batches.items]
         return probe
+
+    def ntk_traces(self, points: int) -> torch.Tensor:
+        """NTK trace estimates from the first ``points`` points of each batch, on a graph of their own.
+
+        A per-point gradient through the full batch's graph would cost a whole
+        backward pass per point; a fresh forward on the subsample keeps each small.
+        """
+        _, residuals = term_losses(self.model, self._probe_batches(points))
+        return ntk_traces(residuals, self.params, points)
 
     # -- the loop -------------------------------------------------------------
     def fit(self, progress_bar: bool = True) -> Run:
@@ -291,9 +301,9 @@ class Trainer:
     def step(self, optimizer, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Set ``.grad`` for one balanced step; return (losses, weights)."""
         optimizer.zero_grad(set_to_none=True)
-        losses, residuals = term_losses(self.model, self.batches)
+        losses, _ = term_losses(self.model, self.batches)
         needs = self.balancer.needs_at(step)
-        traces = ntk_traces(residuals, self.params, self.balancer.opts["points"]) if "ntk" in needs else None
+        traces = self.ntk_traces(self.balancer.opts["points"]) if "ntk" in needs else None
         J = self.jacobian(losses, self.params) if "jacobian" in needs else None
         stats = Stats(losses=losses.detach(), jacobian=J, ntk_traces=traces)
         weights, self.state = self.balancer.update(stats, self.state, step=step,
