@@ -91,6 +91,7 @@ def build_parser() -> Parser:
     bench.add_argument("--balancers", help="comma-separated balancer names (default: every registered one)")
     bench.add_argument("--steps", type=int, default=200, help="Adam steps per balancer " + DEFAULTS_HELP)
     bench.add_argument("--repeats", type=int, default=5, help="Jacobian timings to take the median of " + DEFAULTS_HELP)
+    bench.add_argument("--rounds", type=int, default=3, help="timings per balancer, the fastest kept " + DEFAULTS_HELP)
     bench.add_argument("--width", type=int, default=32, help=DEFAULTS_HELP)
     bench.add_argument("--depth", type=int, default=4, help=DEFAULTS_HELP)
     bench.add_argument("--out", help="also write the Markdown report to this file")
@@ -177,12 +178,12 @@ def cmd_bench(args) -> int:
     from .bench import speed_report
     from .rundir import atomic_write_bytes
 
-    if args.steps < 1 or args.repeats < 1:
-        raise OptionError("bench: --steps and --repeats must be >= 1")
+    if min(args.steps, args.repeats, args.rounds) < 1:
+        raise OptionError("bench: --steps, --repeats and --rounds must be >= 1")
     names = [n.strip() for n in args.balancers.split(",") if n.strip()] if args.balancers else None
     command = "pinnbal " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "pinnbal bench speed"
     report = speed_report(args.problem, names, args.steps, args.repeats, command,
-                          {"width": args.width, "depth": args.depth})
+                          {"width": args.width, "depth": args.depth}, args.rounds)
     print(report)
     if args.out:
         atomic_write_bytes(Path(args.out), report.encode())
