@@ -252,26 +252,35 @@ class MGDA(GramianBalancer):
         return MGDAWeighting(epsilon=self.opts["epsilon"], max_iters=self.opts["max_iters"])(G)
 
 
-class UPGrad(GramianBalancer):
-    """UPGrad (Quinton & Rey 2024) by torchjd's ``UPGradWeighting``: every gradient projected onto the
-    dual cone of all of them, averaged.  ``reg_eps`` is the ridge added to the trace-normalised Gramian
-    before the quadprog solve (torchjd's default); it lets Jd dip to about −reg_eps·‖J‖²_F where
-    gradients conflict, and 1e-12 makes the direction non-conflicting to rounding on full-rank J."""
+class ProjectionBalancer(GramianBalancer):
+    """Shared by upgrad and dualproj: a torchjd weighting that projects onto the dual cone of the
+    gradients with a quadprog solve; ``reg_eps`` is the ridge added to the trace-normalised Gramian
+    (torchjd's default)."""
 
-    name = "upgrad"
-    summary = "UPGrad (Quinton & Rey 2024): mean of the gradients projected onto their dual cone; torchjd"
     options = {"reg_eps": 1e-4}
     requires = ("torchjd", "numpy", "qpsolvers", "quadprog")
+    weighting = ""  # the torchjd.aggregation class name
 
     def check_options(self) -> None:
         super().check_options()
         self.need(self.opts["reg_eps"] >= 0, "reg_eps", "reg_eps >= 0")
 
     def weigh(self, G, state, step):
-        from torchjd.aggregation import UPGradWeighting
+        import torchjd.aggregation
         from torchjd.linalg import QuadprogProjector
 
-        return UPGradWeighting(projector=QuadprogProjector(reg_eps=self.opts["reg_eps"]))(G)
+        weighting = getattr(torchjd.aggregation, self.weighting)
+        return weighting(projector=QuadprogProjector(reg_eps=self.opts["reg_eps"]))(G)
+
+
+class UPGrad(ProjectionBalancer):
+    """UPGrad (Quinton & Rey 2024) by torchjd's ``UPGradWeighting``: every gradient projected onto the
+    dual cone of all of them, averaged.  ``reg_eps`` lets Jd dip to about −reg_eps·‖J‖²_F where
+    gradients conflict; 1e-12 makes the direction non-conflicting to rounding on full-rank J."""
+
+    name = "upgrad"
+    summary = "UPGrad (Quinton & Rey 2024): mean of the gradients projected onto their dual cone; torchjd"
+    weighting = "UPGradWeighting"
 
 
 class CAGrad(GramianBalancer):
@@ -332,24 +341,13 @@ class AlignedMTL(GramianBalancer):
         return AlignedMTLWeighting(scale_mode=self.opts["scale_mode"])(G)
 
 
-class DualProj(GramianBalancer):
+class DualProj(ProjectionBalancer):
     """DualProj (GEM, Lopez-Paz & Ranzato 2017, eq. 11) by torchjd's ``DualProjWeighting``: the mean
     gradient projected onto the dual cone of the gradients; ``reg_eps`` as for upgrad."""
 
     name = "dualproj"
     summary = "DualProj (Lopez-Paz & Ranzato 2017): mean gradient projected onto the gradients' dual cone; torchjd"
-    options = {"reg_eps": 1e-4}
-    requires = ("torchjd", "numpy", "qpsolvers", "quadprog")
-
-    def check_options(self) -> None:
-        super().check_options()
-        self.need(self.opts["reg_eps"] >= 0, "reg_eps", "reg_eps >= 0")
-
-    def weigh(self, G, state, step):
-        from torchjd.aggregation import DualProjWeighting
-        from torchjd.linalg import QuadprogProjector
-
-        return DualProjWeighting(projector=QuadprogProjector(reg_eps=self.opts["reg_eps"]))(G)
+    weighting = "DualProjWeighting"
 
 
 class NashMTL(GramianBalancer):
