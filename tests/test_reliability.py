@@ -177,3 +177,31 @@ def test_persistent_nans_end_the_run_as_diverged_with_finite_metrics(tmp_path, c
     metrics = json.loads(text)
     assert metrics["status"] == "diverged" and len(metrics["events"]) == 5
     assert "nan" not in (out / "history.csv").read_text().lower()
+
+
+@pytest.mark.parametrize("delay", [0.8, 1.6])
+def test_kill_9_leaves_only_whole_files_and_the_run_resumes(delay, tmp_path):
+    """SIGKILL cannot be caught: what is on disk must still parse, and --resume must continue from it."""
+    out = tmp_path / "run"
+    problem = tiny_problem(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pinnbal.cli", "run", str(problem), "--steps", "100000", "--lbfgs", "0", "--width",
+         "8", "--depth", "1", "--checkpoint-every", "50", "--log-every", "5", "--quiet", "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (out / CHECKPOINT).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(delay)
+    proc.kill()
+    proc.wait()
+    json.loads((out / "config.json").read_text())
+    saved = load_state(out / CHECKPOINT)
+    assert saved["counters"]["next_step"] % 50 == 0 and saved["counters"]["next_step"] > 0
+    # the stale lock of the killed process is taken over; a shorter budget finishes the run quickly
+    config = json.loads((out / "config.json").read_text())
+    config["train"]["steps"] = saved["counters"]["next_step"] + 20
+    (out / "config.json").write_text(json.dumps(config))
+    run = resume(out, render=False)
+    assert run.metrics["status"] == "completed" and run.metrics["adam_steps"] == config["train"]["steps"]
+    steps = [r["step"] for r in run.history]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)  # no row twice after the resume
