@@ -266,8 +266,9 @@ class Trainer:
                 self.good = {"step": step, "model": copy.deepcopy(self.model.state_dict()),
                              "adam": copy.deepcopy(self.adam.state_dict())}
             losses, weights = self.step(self.adam, step)
-            healthy = bool(torch.isfinite(losses).all()) and all(
-                bool(torch.isfinite(p.grad).all()) for p in self.params if p.grad is not None)
+            checks = [torch.isfinite(losses).all()] + [torch.isfinite(p.grad).all() for p in self.params
+                                                        if p.grad is not None]
+            healthy = bool(torch.stack(checks).all())  # one device sync per step, not one per tensor
             if healthy:
                 self.adam.step()
                 self.scheduler.step()
