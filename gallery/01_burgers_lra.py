@@ -2,46 +2,55 @@
 Burgers' equation with learning-rate annealing
 ==============================================
 
-The viscous Burgers equation (Raissi et al. 2019) develops a shock at
-x = 0: ``u_t + u u_x = (0.01/pi) u_xx`` on x in [-1, 1], t in [0, 1], with
-``u(x, 0) = -sin(pi x)`` and ``u(±1, t) = 0``.  The problem file is
-``problems/burgers.py``; its reference is the Cole-Hopf solution.
+The viscous Burgers equation
 
-The initial and boundary terms have much smaller parameter gradients than
-the PDE residual, so with equal weights the network fits the PDE and drifts
-off the data.  Learning-rate annealing (``lra``) raises their weights until
-the gradients balance; the weight history below shows it.
+    u_t + u u_x = (0.01 / pi) u_xx,   x in [-1, 1], t in [0, 1],
+    u(x, 0) = -sin(pi x),   u(-1, t) = u(1, t) = 0,
 
-Run it: ``python gallery/01_burgers_lra.py`` (full budget, about two
-minutes on two CPU cores) or ``--quick`` (seconds, for the tests).
+steepens into a shock at x = 0 around t = 0.4.  A PINN minimises three loss
+terms at once: the PDE residual (``pde``), the initial condition (``ic``)
+and the boundary condition (``walls``).  Their gradients differ by orders of
+magnitude, so with equal weights the optimiser mostly listens to the
+residual.  Learning-rate annealing (``lra``, Wang, Teng & Perdikaris 2021)
+sets each weight from the gradient magnitudes: w_k = max|grad L_pde| /
+mean|grad w_k L_k|, smoothed over time.  This example trains it and shows
+the solution, its error and how the weights moved.
 """
 
 # %%
-# Settings: the full budget is the project default (1000 Adam steps, then
-# 4000 L-BFGS iterations); ``--quick`` trains a few steps only.
-import argparse
-import shutil
-from pathlib import Path
-
+# Budget
+# ------
+# The full budget (about two minutes on two CPU cores) is 1000 Adam steps
+# and 3000 L-BFGS iterations; L-BFGS keeps the balancer's final weights.
+# ``--quick`` trains for a few steps only, to check that the script runs.
 import pinnbal as pb
+from pinnbal.plots import render_run
 
-HERE = Path(__file__).resolve().parent
-parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-parser.add_argument("--quick", action="store_true", help="a few steps, for tests")
-parser.add_argument("--out", type=Path, default=HERE / "images" / "01_burgers_lra", help="where the images go")
-args = parser.parse_args()
-budget = dict(steps=30, lbfgs=20, eval_every=10) if args.quick else dict(steps=1000, lbfgs=4000)
+from _common import keep, options, problem_file, report
 
-# %%
-# Train with ``lra``; the run directory keeps the history, the metrics and
-# the figures, drawn from those files alone.
-run_dir = args.out / "run"
-run = pb.train(HERE.parent / "problems" / "burgers.py", "lra", seed=0, out=run_dir, force=True, **budget)
-print(f"rel L2 {run.metrics['rel_l2']:.3e} in {run.metrics['wall_s']:.0f} s; final weights {run.metrics['final_weights']}")
+FULL = dict(steps=1000, lbfgs=3000, eval_every=250)
+QUICK = dict(steps=20, lbfgs=10, eval_every=10)
+args = options(__file__, __doc__, full=FULL, quick=QUICK)
 
 # %%
-# The figures: prediction, reference and error side by side; term losses and
-# the weights LRA chose.
-for name in ("solution.png", "losses.png"):
-    shutil.copy(run_dir / "figures" / name, args.out / name)
-print("images in", args.out)
+# Train
+# -----
+# One call: the problem file, the balancer, the budget and a run directory.
+# The run directory holds everything the pictures below are drawn from
+# (``history.csv``, ``predictions.npz``, ``metrics.json``, ...).
+run = pb.train(problem_file("burgers"), "lra", seed=0, out=args.runs / "burgers-lra", force=True,
+               render=False, **args.budget)
+
+# %%
+# Pictures
+# --------
+# ``render_run`` draws the run directory's figures:
+#
+# - ``solution.png``: the PINN and the reference solution over (t, x) on
+#   one colour scale, and the absolute error, largest along the shock;
+# - ``snapshots.png``: u(x) at three times, PINN against reference;
+# - ``losses.png``: the term losses, the weights that ``lra`` chose (``ic``
+#   and ``walls`` climb well above the residual's weight of 1) and the
+#   relative L2 error against the step.
+figures = render_run(run.out)
+report(args, [run], keep(figures, args.out))

@@ -1,109 +1,360 @@
-"""First figures of a run, drawn from its run directory alone (matplotlib, Agg).
+"""Figures of a run, drawn from its run directory alone (matplotlib, Agg).
 
-- ``figures/losses.png``: per-term losses, the weighted total and the
-  weights per term, log scale, against step;
-- ``figures/solution.png``: the prediction against the reference (both read
-  from ``predictions.npz``, written at the end of training): a line
-  plot in 1D; heatmaps of prediction, reference and absolute error in 2D
-  (for more coordinates, the slice through the middle of the others), one
-  row per output.
+:func:`render_run` writes into ``RUN_DIR/figures/``:
+
+- ``losses.png``: the training history, one panel each: term losses and the
+  weighted total (log); term weights (log); the balancer's own logged state
+  (``log_var/<term>`` for ``uncertainty``, ...); the relative L2 error at the
+  steps where it was evaluated; the unknowns of an inverse problem.  A dashed
+  line marks the start of L-BFGS.
+- ``solution.png``: prediction against reference from ``predictions.npz``.
+  One coordinate: a line plot over the absolute error (log).  Two coordinates
+  (space-time included, time drawn horizontally): heatmaps of prediction,
+  reference and absolute error, one row per output; prediction and reference
+  share one colour scale (diverging for signed data, sequential otherwise),
+  the error has a sequential one.  More coordinates: the slice through the
+  middle of the others.
+- ``snapshots.png`` (problems in x and t): the solution at three times,
+  PINN against reference.
+- ``scene.png`` (three coordinates, pyvista installed): a 3D scene of the
+  solution and the error, see :mod:`pinnbal.scenes`; ``surface.png`` (two
+  coordinates, ``render_run(path, surface=True)``): the solution as a
+  warped surface.
+
+:func:`plot_comparison` puts several runs of one problem side by side and
+:func:`plot_unknowns` draws the unknowns against their true values.
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
 from .errors import PinnbalError  # noqa: E402
 from .runs import SavedRun, read_run  # noqa: E402
 
+DPI = 110
+SIGNED, POSITIVE, ERROR = "RdBu_r", "viridis", "magma"
+BASE_PREFIXES = ("loss", "weight", "unknown")  # every other "<prefix>/<term>" column is balancer state
 
-def render_run(path: str | Path) -> list[Path]:
+
+def render_run(path: str | Path, *, surface: bool = False) -> list[Path]:
     """Draw the run's figures into ``path/figures``; return the files written."""
     run = read_run(path)
     if not (run.path / "predictions.npz").is_file():
         raise PinnbalError(f"{path}: no predictions.npz; this run directory is incomplete")
-    figures = Path(path) / "figures"
+    figures = run.path / "figures"
     figures.mkdir(exist_ok=True)
-    return [plot_losses(run, figures / "losses.png"), plot_solution(run, figures / "solution.png")]
+    picture = read_picture(run)
+    written = [plot_training(run, figures / "losses.png"), plot_solution(run, picture, figures / "solution.png")]
+    if len(picture.axes) == 2 and "t" in picture.coords:
+        written.append(plot_snapshots(run, picture, figures / "snapshots.png"))
+    written += render_scenes(run, picture, figures, surface)
+    return written
+
+
+def render_scenes(run: SavedRun, picture: "Picture", figures: Path, surface: bool) -> list[Path]:
+    """The pyvista pictures this run calls for: a 3D scene, or a warped surface if asked."""
+    dim = len(picture.all_coords)
+    if dim != 3 and not (surface and dim == 2):
+        return []
+    from . import scenes
+
+    if not scenes.available():
+        warnings.warn("pyvista is not installed: no 3D scene (pip install pyvista)", stacklevel=3)
+        return []
+    if dim == 2:
+        return [scenes.render_surface(run, picture, figures / "surface.png")]
+    try:
+        return [scenes.render_scene(run, figures / "scene.png")]
+    except PinnbalError as exc:  # no stored volume and no model to compute one from
+        warnings.warn(f"no 3D scene: {exc}", stacklevel=3)
+        return []
+
+
+# -- reading ------------------------------------------------------------------------------------
+@dataclass
+class Picture:
+    """``predictions.npz`` as arrays on its grid: values have shape grid + (outputs,)."""
+
+    all_coords: list[str]
+    outputs: list[str]
+    axes: list[np.ndarray]
+    prediction: np.ndarray
+    reference: np.ndarray | None
+    fixed: dict[str, float]  # coordinates held at one value (mid-box)
+
+    @property
+    def coords(self) -> list[str]:
+        return self.all_coords[: len(self.axes)]
+
+    @property
+    def error(self) -> np.ndarray | None:
+        return None if self.reference is None else np.abs(self.prediction - self.reference)
+
+    def where(self) -> str:
+        """``"z = 0.5"`` for a slice, else empty."""
+        return ", ".join(f"{k} = {v:.3g}" for k, v in self.fixed.items())
+
+
+def read_picture(run: SavedRun) -> Picture:
+    saved = np.load(run.path / "predictions.npz")
+    names, outputs = [str(n) for n in saved["coord_names"]], [str(o) for o in saved["output_names"]]
+    axes = [saved[f"axis{i}"] for i in range(int(saved["n_axes"]))]
+    shape = tuple(len(a) for a in axes) + (len(outputs),)
+    reference = saved["reference"].reshape(shape) if "reference" in saved else None
+    fixed = {n: float(saved["points"][0, i]) for i, n in enumerate(names) if i >= len(axes)}
+    return Picture(names, outputs, axes, saved["prediction"].reshape(shape), reference, fixed)
 
 
 def title(run: SavedRun) -> str:
+    """``problem · balancer · seed · rel L2`` (and the status when it is not ``completed``)."""
     m = run.metrics
-    err = f", rel L2 {m['rel_l2']:.2e}" if m.get("rel_l2") is not None else ""
-    return f"{m['problem']} · {m['balancer']} · seed {m['seed']}{err}"
+    parts = [m["problem"], m["balancer"], f"seed {m['seed']}"]
+    if m.get("rel_l2") is not None:
+        parts.append(f"rel L2 {m['rel_l2']:.2e}")
+    if m.get("status", "completed") != "completed":
+        parts.append(m["status"])
+    return " · ".join(parts)
 
 
-def plot_losses(run: SavedRun, target: Path) -> Path:
-    steps = np.array([r["step"] for r in run.history])
-    terms = [k[len("loss/"):] for k in run.history[0] if k.startswith("loss/")]
-    fig, (ax_l, ax_w) = plt.subplots(1, 2, figsize=(11, 4))
-    for name in terms:
-        ax_l.semilogy(steps, [r[f"loss/{name}"] for r in run.history], label=name, lw=1)
-        ax_w.semilogy(steps, [r[f"weight/{name}"] for r in run.history], label=name, lw=1.2)
-    ax_l.semilogy(steps, [r["loss"] for r in run.history], label="weighted total", color="k", lw=1.5)
-    lbfgs = [r["step"] for r in run.history if r["phase"] == "lbfgs"]
-    for ax, label in ((ax_l, "loss"), (ax_w, "weight")):
-        if lbfgs:
-            ax.axvline(lbfgs[0], color="grey", ls="--", lw=0.8)
-            ax.text(lbfgs[0], 1.0, " L-BFGS", transform=ax.get_xaxis_transform(), va="top", fontsize=8, color="grey")
-        ax.set_xlabel("step")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3, which="both")
+def save(fig, target: Path, suptitle: str) -> Path:
+    fig.suptitle(suptitle)
+    fig.savefig(target, dpi=DPI)
+    plt.close(fig)
+    return target
+
+
+# -- training history -----------------------------------------------------------------------------
+def columns(history: list[dict], prefix: str) -> dict[str, str]:
+    """``{term: "prefix/term"}`` for every such column of the history."""
+    return {k[len(prefix) + 1:]: k for k in (history[0] if history else {}) if k.startswith(prefix + "/")}
+
+
+def state_prefixes(history: list[dict]) -> list[str]:
+    """Prefixes of the balancer's logged state columns, e.g. ``["log_var"]``."""
+    prefixes = dict.fromkeys(k.split("/", 1)[0] for k in (history[0] if history else {}) if "/" in k)
+    return [p for p in prefixes if p not in BASE_PREFIXES]
+
+
+def series(history: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and values of one history column, rows where it is empty left out."""
+    rows = [(r["step"], r[key]) for r in history if r.get(key) is not None]
+    steps, values = zip(*rows) if rows else ((), ())
+    return np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+
+
+def draw_columns(ax, history: list[dict], keys: dict[str, str], log: bool = True, ylabel: str = "") -> None:
+    """One line per ``{label: column}``; the weighted total (column ``loss``) in black."""
+    for i, (label, key) in enumerate(keys.items()):
+        steps, values = series(history, key)
+        total = key == "loss"
+        ax.plot(steps, values, label=label, color="k" if total else f"C{i}", lw=1.6 if total else 1.1,
+                marker="o" if len(steps) < 30 else None, ms=3)
+    if log:
+        ax.set_yscale("log")
+    mark_lbfgs(ax, history)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    if len(keys) > 1 or log is False:
         ax.legend(fontsize=8)
-    ax_l.set_title("term losses")
-    ax_w.set_title("term weights")
-    fig.suptitle(title(run))
-    fig.tight_layout()
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
 
 
-def plot_solution(run: SavedRun, target: Path) -> Path:
-    saved = np.load(run.path / "predictions.npz")
-    names, outputs = list(saved["coord_names"]), list(saved["output_names"])
-    axes = [saved[f"axis{i}"] for i in range(int(saved["n_axes"]))]
-    pred = saved["prediction"]
-    ref = saved["reference"] if "reference" in saved else None
-    n_out = len(outputs)
-    if len(axes) == 1:
-        fig, rows = plt.subplots(n_out, 1, figsize=(6, 3.2 * n_out), squeeze=False)
-        for j, out in enumerate(outputs):
-            ax = rows[j, 0]
-            if ref is not None:
-                ax.plot(axes[0], ref[:, j], "k-", lw=2, label="reference")
-            ax.plot(axes[0], pred[:, j], "r--", lw=1.5, label="PINN")
-            ax.set_xlabel(names[0])
+def mark_lbfgs(ax, history: list[dict]) -> None:
+    start = next((r["step"] for r in history if r["phase"] == "lbfgs"), None)
+    if start is not None:
+        ax.axvline(start, color="grey", ls="--", lw=0.8)
+        ax.text(start, 0.02, " L-BFGS", transform=ax.get_xaxis_transform(), va="bottom", fontsize=8, color="grey")
+
+
+def training_panels(history: list[dict]) -> list[tuple[str, Callable]]:
+    """(title, draw(ax)) for each panel this history has data for."""
+    losses = columns(history, "loss") | {"weighted total": "loss"}
+    panels = [("term losses", partial(draw_columns, history=history, keys=losses, ylabel="loss")),
+              ("term weights", partial(draw_columns, history=history, keys=columns(history, "weight"),
+                                       ylabel="weight"))]
+    for prefix in state_prefixes(history):
+        panels.append((f"balancer state: {prefix}", partial(draw_columns, history=history,
+                                                            keys=columns(history, prefix), log=False,
+                                                            ylabel=prefix)))
+    if len(series(history, "rel_l2")[0]):
+        panels.append(("relative L2 error", partial(draw_columns, history=history, keys={"rel L2": "rel_l2"},
+                                                    ylabel="relative L2 error")))
+    unknowns = columns(history, "unknown")
+    if unknowns:
+        panels.append(("unknowns", partial(draw_columns, history=history, keys=unknowns, log=False,
+                                           ylabel="value")))
+    return panels
+
+
+def plot_training(run: SavedRun, target: Path) -> Path:
+    """``losses.png``: every panel of :func:`training_panels`, up to three to a row."""
+    panels = training_panels(run.history)
+    ncols = 2 if len(panels) in (2, 4) else 3
+    nrows = -(-len(panels) // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.6 * nrows), squeeze=False, layout="constrained")
+    for ax, (name, draw) in zip(grid.flat, panels):
+        draw(ax)
+        ax.set_title(name)
+    for ax in grid.flat[len(panels):]:
+        ax.set_visible(False)
+    return save(fig, target, title(run))
+
+
+def plot_unknowns(run: SavedRun, target: Path, truth: dict[str, float] | None = None) -> Path:
+    """The unknowns against step, with their true values (dashed) where known."""
+    keys = columns(run.history, "unknown")
+    if not keys:
+        raise PinnbalError(f"{run.path}: this run has no unknowns")
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
+    draw_columns(ax, run.history, keys, log=False, ylabel="value")
+    for i, (name, value) in enumerate((truth or {}).items()):
+        ax.axhline(value, color=f"C{list(keys).index(name) if name in keys else i}", ls=":", lw=1.5,
+                   label=f"true {name} = {value:g}")
+    final = ", ".join(f"{k} = {v:.4g}" for k, v in run.metrics.get("unknowns", {}).items())
+    ax.set_title(f"unknowns (final {final})")
+    ax.legend(fontsize=8)
+    return save(fig, target, title(run))
+
+
+# -- the solution -------------------------------------------------------------------------------------
+def plot_solution(run: SavedRun, picture: Picture, target: Path) -> Path:
+    draw = solution_lines if len(picture.axes) == 1 else solution_maps
+    fig = draw(picture)
+    where = picture.where()
+    return save(fig, target, title(run) + (f"\nslice at {where}" if where else ""))
+
+
+def solution_lines(pic: Picture):
+    """One column per output: PINN and reference on top, |error| (log) below."""
+    rows = 1 if pic.error is None else 2
+    fig, grid = plt.subplots(rows, len(pic.outputs), figsize=(6 * len(pic.outputs), 3.2 * rows),
+                             squeeze=False, sharex=True, layout="constrained")
+    x = pic.axes[0]
+    for j, out in enumerate(pic.outputs):
+        ax = grid[0, j]
+        if pic.reference is not None:
+            ax.plot(x, pic.reference[:, j], "k-", lw=2.2, label="reference")
+        ax.plot(x, pic.prediction[:, j], "C3--", lw=1.5, label="PINN")
+        ax.set_ylabel(out)
+        ax.set_title(out)
+        ax.legend(fontsize=8)
+        if rows == 2:
+            grid[1, j].semilogy(x, np.maximum(pic.error[:, j], 1e-16), "C0", lw=1)
+            grid[1, j].set_ylabel(f"|error| {out}")
+        grid[-1, j].set_xlabel(pic.coords[0])
+        for a in grid[:, j]:
+            a.grid(alpha=0.3, which="both")
+    return fig
+
+
+def value_scale(*arrays: np.ndarray) -> tuple[str, Normalize]:
+    """A colour map and norm shared by ``arrays``: diverging around 0 if signed, else sequential.
+
+    Data count as signed when both signs reach 10 % of the largest magnitude (a
+    positive solution with a slight undershoot stays sequential).
+    """
+    lo, hi = min(float(a.min()) for a in arrays), max(float(a.max()) for a in arrays)
+    if min(-lo, hi) > 0.1 * max(-lo, hi):
+        lim = max(-lo, hi)
+        return SIGNED, Normalize(-lim, lim)
+    return POSITIVE, Normalize(lo, hi if hi > lo else lo + 1e-12)
+
+
+def map_axes(pic: Picture) -> tuple[int, int]:
+    """(horizontal, vertical) grid axes: time runs horizontally."""
+    return (1, 0) if pic.coords[1] == "t" else (0, 1)
+
+
+def draw_map(ax, pic: Picture, values: np.ndarray, cmap: str, norm: Normalize):
+    """A heatmap of a 2D grid array over the picture's coordinates, axes labelled."""
+    h, v = map_axes(pic)
+    image = values if h == 1 else values.T  # rows run along the vertical coordinate
+    extent = [pic.axes[h][0], pic.axes[h][-1], pic.axes[v][0], pic.axes[v][-1]]
+    im = ax.imshow(image, origin="lower", extent=extent, aspect="auto", cmap=cmap, norm=norm,
+                   interpolation="nearest")
+    ax.set_xlabel(pic.coords[h])
+    ax.set_ylabel(pic.coords[v])
+    ax.locator_params(nbins=5)
+    return im
+
+
+def solution_maps(pic: Picture):
+    """One row per output: prediction | reference | |error| (reference and error if known)."""
+    cols = 1 if pic.error is None else 3
+    fig, grid = plt.subplots(len(pic.outputs), cols, figsize=(4.4 * cols + 1, 3.6 * len(pic.outputs)),
+                             squeeze=False, layout="constrained")
+    for j, out in enumerate(pic.outputs):
+        pair = [pic.prediction[..., j]] + ([] if pic.reference is None else [pic.reference[..., j]])
+        cmap, norm = value_scale(*pair)
+        for ax, name, values in zip(grid[j], ("PINN", "reference"), pair):
+            im = draw_map(ax, pic, values, cmap, norm)
+            ax.set_title(f"{name} {out}")
+        fig.colorbar(im, ax=list(grid[j, : len(pair)]), label=out, shrink=0.9)
+        if pic.error is not None:
+            err = pic.error[..., j]
+            im = draw_map(grid[j, 2], pic, err, ERROR, Normalize(0, max(float(err.max()), 1e-16)))
+            grid[j, 2].set_title(f"|error| {out} (max {err.max():.2e})")
+            fig.colorbar(im, ax=grid[j, 2], label=f"|error| {out}", shrink=0.9)
+    return fig
+
+
+def plot_snapshots(run: SavedRun, pic: Picture, target: Path, fractions=(0.25, 0.5, 0.75)) -> Path:
+    """Problems in (x, t): the solution against x at a few times, one row per output."""
+    t_axis = pic.coords.index("t")
+    x_axis = 1 - t_axis
+    t = pic.axes[t_axis]
+    picks = [int(round(f * (len(t) - 1))) for f in fractions]
+    fig, grid = plt.subplots(len(pic.outputs), len(picks), figsize=(4.2 * len(picks), 3.2 * len(pic.outputs)),
+                             squeeze=False, sharey="row", layout="constrained")
+    for j, out in enumerate(pic.outputs):
+        for ax, k in zip(grid[j], picks):
+            at = partial(np.take, indices=k, axis=t_axis)
+            if pic.reference is not None:
+                ax.plot(pic.axes[x_axis], at(pic.reference[..., j]), "k-", lw=2.2, label="reference")
+            ax.plot(pic.axes[x_axis], at(pic.prediction[..., j]), "C3--", lw=1.5, label="PINN")
+            ax.set_title(f"t = {t[k]:.3g}")
+            ax.set_xlabel(pic.coords[x_axis])
             ax.set_ylabel(out)
-            ax.legend()
-    else:
-        shape = (len(axes[0]), len(axes[1]))
-        cols = 3 if ref is not None else 1
-        fig, grid = plt.subplots(n_out, cols, figsize=(4.6 * cols, 3.6 * n_out), squeeze=False)
-        extent = [axes[0][0], axes[0][-1], axes[1][0], axes[1][-1]]
-        for j, out in enumerate(outputs):
-            panels = [("PINN " + out, pred[:, j])]
-            if ref is not None:
-                panels += [("reference " + out, ref[:, j]), ("|error| " + out, np.abs(pred[:, j] - ref[:, j]))]
-            lim = max(np.abs(pred[:, j]).max(), np.abs(ref[:, j]).max() if ref is not None else 0)
-            for c, (label, values) in enumerate(panels):
-                ax = grid[j, c]
-                err = label.startswith("|error|")
-                im = ax.imshow(values.reshape(shape).T, origin="lower", extent=extent, aspect="auto",
-                               cmap="viridis" if err else "RdBu_r", vmin=None if err else -lim,
-                               vmax=None if err else lim)
-                fig.colorbar(im, ax=ax)
-                ax.set_title(label)
-                ax.set_xlabel(names[0])
-                ax.set_ylabel(names[1])
-    fig.suptitle(title(run))
-    fig.tight_layout()
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
+            ax.grid(alpha=0.3)
+        grid[j, 0].legend(fontsize=8)
+    return save(fig, target, title(run))
+
+
+# -- several runs ---------------------------------------------------------------------------------------
+def plot_comparison(paths: list[str | Path], target: str | Path) -> Path:
+    """Runs of one problem side by side, one row each: prediction | |error| | weights.
+
+    Every row shares one colour scale for the prediction and one logarithmic
+    scale for the error, so a failure and its fix read at a glance.
+    """
+    runs = [read_run(p) for p in paths]
+    pictures = [read_picture(r) for r in runs]
+    if any(len(p.axes) != 2 or p.error is None for p in pictures):
+        raise PinnbalError("plot_comparison: needs runs of a problem in two coordinates with a reference")
+    cmap, norm = value_scale(*(p.prediction[..., 0] for p in pictures))
+    top = max(max(float(p.error[..., 0].max()) for p in pictures), 1e-12)
+    err_norm = LogNorm(top * 1e-4, top)
+    fig, grid = plt.subplots(len(runs), 3, figsize=(15, 3.8 * len(runs)), squeeze=False, layout="constrained")
+    for (ax_u, ax_e, ax_w), run, pic in zip(grid, runs, pictures):
+        out = pic.outputs[0]
+        im_u = draw_map(ax_u, pic, pic.prediction[..., 0], cmap, norm)
+        im_e = draw_map(ax_e, pic, np.maximum(pic.error[..., 0], top * 1e-4), ERROR, err_norm)
+        ax_u.set_title(f"{run.metrics['balancer']}: PINN {out}")
+        ax_e.set_title(f"{run.metrics['balancer']}: |error| {out}, rel L2 {run.metrics['rel_l2']:.2e}")
+        draw_columns(ax_w, run.history, columns(run.history, "weight"), ylabel="weight")
+        ax_w.set_title(f"{run.metrics['balancer']}: term weights")
+    fig.colorbar(im_u, ax=list(grid[:, 0]), label=out, shrink=0.8)
+    fig.colorbar(im_e, ax=list(grid[:, 1]), label=f"|error| {out} (log)", shrink=0.8)
+    return save(fig, Path(target), f"{runs[0].metrics['problem']}: " + " vs ".join(r.metrics["balancer"] for r in runs))
