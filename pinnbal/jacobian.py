@@ -57,23 +57,24 @@ class JacobianEngine:
         self.strategy = strategy
         self.timings: dict[str, float] = {}
 
-    def __call__(self, losses: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, losses: torch.Tensor, params: list[torch.Tensor], retain_graph: bool = False) -> torch.Tensor:
+        """J (K, P); ``retain_graph`` keeps the graph for a backward pass afterwards."""
         if self.strategy == "loop":
-            return jacobian_loop(losses, params)
+            return jacobian_loop(losses, params, retain_graph)
         if self.strategy == "batched":
-            return jacobian_batched(losses, params)
+            return jacobian_batched(losses, params, retain_graph)
         if losses.device.type == "cpu":
             self.strategy = "loop"
-            return jacobian_loop(losses, params)
-        return self._measure_and_pick(losses, params)
+            return jacobian_loop(losses, params, retain_graph)
+        return self._measure_and_pick(losses, params, retain_graph)
 
-    def _measure_and_pick(self, losses, params) -> torch.Tensor:
+    def _measure_and_pick(self, losses, params, retain_graph: bool) -> torch.Tensor:
         # batched, loop, batched: the second batched call is past vmap's warm-up.
         plan = (("batched", jacobian_batched), ("loop", jacobian_loop), ("batched", jacobian_batched))
         for i, (name, fn) in enumerate(plan):
             sync(losses.device)
             start = time.perf_counter()
-            J = fn(losses, params, retain_graph=i < len(plan) - 1)
+            J = fn(losses, params, retain_graph=retain_graph or i < len(plan) - 1)
             sync(losses.device)
             self.timings[name] = min(self.timings.get(name, float("inf")), time.perf_counter() - start)
         self.strategy = min(self.timings, key=self.timings.get)

@@ -131,5 +131,10 @@ class PINNModel(nn.Module):
             u = self.problem.transform(p, u)
         return u
 
+    def output_layer(self) -> list[nn.Parameter]:
+        """The trainable parameters of the last linear layer (what ``params=last`` balancers differentiate)."""
+        last = [m for m in self.network.modules() if isinstance(m, nn.Linear)][-1]
+        return [p for p in last.parameters() if p.requires_grad]
+
     def points(self, x: torch.Tensor, where: str) -> Points:
         return Points(x, self.problem.domain.names, self.problem.outputs, self, dict(self.unknowns), where)

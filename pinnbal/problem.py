@@ -30,6 +30,7 @@ class Term:
 
     kind = "term"
     needs_derivatives = True
+    has_points = True  # False: a penalty on the parameters (regularisation), no batch
 
     def __init__(self, name: str, *, points: int, weight: float = 1.0, loss: str = "mse", outputs=None):
         self.name = name

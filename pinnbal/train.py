@@ -40,6 +40,8 @@ import torch
 
 from . import __version__
 from .balancers import Balancer, Stats, TermInfo, make_balancer
+from .batches import Batches, evaluate_terms, term_losses
+from .context import TrainingContext
 from .errors import OptionError, PinnbalError, ProblemError
 from .guard import StopFlag, run_lock, stop_on_signals
 from .geometry import SAMPLERS
@@ -115,35 +117,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class Batches:
-    """Each term's current point batch as tensors, redrawn on request."""
-
-    def __init__(self, problem: Problem, config: TrainConfig, device, dtype):
-        self.problem, self.config = problem, config
-        self.device, self.dtype = device, dtype
-        self.rng = np.random.default_rng(config.seed)
-        self.draw()
-
-    def draw(self) -> None:
-        self.items = []
-        for term in self.problem.terms:
-            x, values = term.sample(self.problem, self.rng, self.config.sampler)
-            xt = torch.as_tensor(x, dtype=self.dtype, device=self.device).requires_grad_(term.needs_derivatives)
-            vt = None if values is None else torch.as_tensor(values, dtype=self.dtype, device=self.device)
-            self.items.append((term, xt, vt))
-
-
-def term_losses(model: PINNModel, batches: Batches) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The K term losses (mean pointwise loss of each term's residual), shape (K,), and the residuals."""
-    losses, residuals = [], []
-    for term, x, values in batches.items:
-        p = model.points(x, where=f"term {term.name!r}")
-        r = term.residual(p, values)
-        residuals.append(r)
-        losses.append(term.loss_fn(r).mean())
-    return torch.stack(losses), residuals
-
-
 @dataclass
 class Run:
     """The result of :func:`train`: history rows, final metrics, the model."""
@@ -180,11 +153,17 @@ class Trainer:
                                 config.depth, config.activation)
         self.model = PINNModel(problem, network).to(device=self.device, dtype=self.dtype)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        # which parameters per-term gradients are taken over: every one, or the output layer's (params=last)
+        self.jacobian_params = self.model.output_layer() if self.balancer.opts.get("params") == "last" else self.params
         self.terms = [TermInfo(t.name, t.kind, float(config.weights.get(t.name, t.weight)), int(t.points))
                       for t in problem.terms]
+        self.balancer.attach(problem)
         self.state = self.balancer.init(self.terms)
         self.jacobian = JacobianEngine(config.jacobian)
-        self.batches = Batches(problem, config, self.device, self.dtype)
+        # validation-driven balancers hold out part of the observations and get a context to evaluate on
+        holdout = float(self.balancer.opts.get("holdout", 0.0)) if "context" in self.balancer.needs else 0.0
+        self.batches = Batches(problem, config, self.device, self.dtype, holdout=holdout)
+        self.context = TrainingContext(self, holdout) if "context" in self.balancer.needs else None
         self.eval_x, self.eval_v = problem.evaluation_set()
         self.history: list[dict[str, Any]] = []
         self.out = None if out is None else Path(out)
@@ -262,6 +241,7 @@ class Trainer:
             tick = time.perf_counter()
             if cfg.resample_every and step and step % cfg.resample_every == 0:
                 self.batches.draw()
+                self.state = self.balancer.redrawn(self.state)
             if self.good is None or (step % ROLLBACK_EVERY == 0 and not self.failures):
                 self.good = {"step": step, "model": copy.deepcopy(self.model.state_dict()),
                              "adam": copy.deepcopy(self.adam.state_dict())}
@@ -302,15 +282,19 @@ class Trainer:
     def step(self, optimizer, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Set ``.grad`` for one balanced step; return (losses, weights)."""
         optimizer.zero_grad(set_to_none=True)
-        losses, _ = term_losses(self.model, self.batches)
+        values = evaluate_terms(self.model, self.batches, self.balancer, self.state)
+        losses = values.losses
         needs = self.balancer.needs_at(step)
         traces = self.ntk_traces(self.balancer.opts["points"]) if "ntk" in needs else None
-        J = self.jacobian(losses, self.params) if "jacobian" in needs else None
-        stats = Stats(losses=losses.detach(), jacobian=J, ntk_traces=traces)
+        whole = self.jacobian_params is self.params  # J over every parameter: the step is Σ w_k J_k
+        J = self.jacobian(losses, self.jacobian_params, retain_graph=not whole) if "jacobian" in needs else None
+        stats = Stats(losses=losses.detach(), jacobian=J, ntk_traces=traces,
+                      pointwise=[ell.detach() for ell in values.pointwise], points=self.batches.points,
+                      context=self.context if "context" in needs else None)
         weights, self.state = self.balancer.update(stats, self.state, step=step,
                                                    progress=step / max(self.config.steps, 1))
         w = weights.to(losses)
-        if J is not None:
+        if J is not None and whole:
             flat = self.balancer.combine(J, w, self.state)
             offset = 0
             for p in self.params:
@@ -330,7 +314,7 @@ class Trainer:
 
         def closure():
             optimizer.zero_grad(set_to_none=True)
-            losses, _ = term_losses(self.model, self.batches)
+            losses = evaluate_terms(self.model, self.batches, self.balancer, self.state).losses
             total = (weights * losses).sum()
             total.backward()
             last["losses"] = losses.detach()

@@ -50,6 +50,12 @@ class Stats:
     losses: torch.Tensor  # (K,), detached
     jacobian: torch.Tensor | None = None  # (K, P): J[k] = dL_k/dθ
     ntk_traces: torch.Tensor | None = None  # (K,): mean over points of ‖∂r_i/∂θ‖² per term
+    #: per term, the detached pointwise loss ℓ(r_i) averaged over residual columns, shape (N_k,)
+    pointwise: list[torch.Tensor] | None = None
+    #: per term, the batch coordinates (N_k, d), detached; None for terms without points
+    points: list[torch.Tensor | None] | None = None
+    #: a :class:`pinnbal.context.TrainingContext` (functional model, validation set), on request
+    context: Any = None
 
 
 class Balancer:
@@ -93,6 +99,9 @@ class Balancer:
         return name + ":" + ",".join(f"{k}={v}" for k, v in self.opts.items())
 
     # -- interface ----------------------------------------------------------
+    def attach(self, problem) -> None:
+        """Called once with the :class:`~pinnbal.problem.Problem` before :meth:`init`; most methods ignore it."""
+
     def init(self, terms: list[TermInfo]) -> dict[str, torch.Tensor]:
         initial = torch.tensor([t.weight for t in terms], dtype=torch.float64)
         return {"weights": initial, "initial": initial.clone(), "skipped": torch.zeros((), dtype=torch.int64)}
@@ -130,6 +139,18 @@ class Balancer:
         where J was computed, instead of a backward pass.
         """
         return weights.to(jacobian) @ jacobian
+
+    def losses(self, pointwise: list[torch.Tensor], points: list[torch.Tensor | None], state: dict) -> torch.Tensor:
+        """The K term losses (with graph) from each term's pointwise loss ℓ_i (N_k,): the mean by default.
+
+        Per-point schemes (``sa``, ``rba``, ``causal``) weight the points
+        inside a term here: L_k = mean_i m_i ℓ_i.
+        """
+        return torch.stack([ell.mean() for ell in pointwise])
+
+    def redrawn(self, state: dict) -> dict:
+        """The batches were redrawn (``--resample-every``): per-point state no longer matches its points."""
+        return state
 
     def target(self, stats: Stats, state: dict, *, step: int, progress: float) -> torch.Tensor:
         """The weights this method wants now (before EMA and bounds), shape (K,)."""

@@ -1,0 +1,99 @@
+"""Point batches and one evaluation of every loss term on them.
+
+:class:`Batches` holds each term's current points (drawn by the problem's
+sampler, redrawn on request); :func:`evaluate_terms` runs the model on them
+and returns each term's residual, its pointwise loss ℓ_i and the term
+losses L_k, which the balancer's ``losses`` hook may form (per-point
+weights) instead of the plain mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .nets import PINNModel
+from .problem import Problem
+
+
+class Batches:
+    """Each term's current point batch as tensors, redrawn on request.
+
+    ``part="validation"`` draws a held-out set from its own random stream
+    (fresh collocation, boundary and initial points) and, for ``Data``
+    terms, the fraction ``holdout`` of the observations that the training
+    part (built with the same ``holdout``) never sees.  Regularisation terms
+    have no points (``x`` is None).
+    """
+
+    def __init__(self, problem: Problem, config, device, dtype, part: str = "train",
+                 holdout: float = 0.0):
+        self.problem, self.config = problem, config
+        self.device, self.dtype = device, dtype
+        self.part, self.holdout = part, holdout
+        self.rng = np.random.default_rng(config.seed if part == "train" else [config.seed, 1])
+        self.draw()
+
+    def draw(self) -> None:
+        self.items = []
+        for term in self.problem.terms:
+            if not term.has_points:
+                self.items.append((term, None, None))
+                continue
+            x, values = term.sample(self.problem, self.rng, self.config.sampler)
+            if term.kind == "data" and self.holdout:
+                x, values = self.split(x, values)
+            xt = torch.as_tensor(x, dtype=self.dtype, device=self.device).requires_grad_(term.needs_derivatives)
+            vt = None if values is None else torch.as_tensor(values, dtype=self.dtype, device=self.device)
+            self.items.append((term, xt, vt))
+
+    def split(self, x: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """This part's share of the observations: a fixed random ``holdout`` fraction is validation."""
+        n = len(x)
+        if n < 2:  # a single observation: both parts use it
+            return x, values
+        held = min(max(int(round(self.holdout * n)), 1), n - 1)
+        order = np.random.default_rng([self.config.seed, 2]).permutation(n)
+        rows = order[:held] if self.part == "validation" else order[held:]
+        return x[rows], values[rows]
+
+    @property
+    def points(self) -> list[torch.Tensor | None]:
+        return [None if x is None else x.detach() for _, x, _ in self.items]
+
+
+@dataclass
+class TermValues:
+    """One evaluation of every term on a batch: residuals (N_k, c), pointwise losses ℓ (N_k,), losses (K,)."""
+
+    residuals: list[torch.Tensor | None]
+    pointwise: list[torch.Tensor]
+    losses: torch.Tensor
+
+
+def evaluate_terms(model: PINNModel, batches: Batches, balancer=None,
+                   state: dict | None = None) -> TermValues:
+    """Every term's residual and pointwise loss; the term losses by ``balancer.losses`` (default: means)."""
+    residuals, pointwise = [], []
+    for term, x, values in batches.items:
+        if x is None:  # a regularisation term: a penalty on the parameters, one "point"
+            residuals.append(None)
+            pointwise.append(term.penalty(model).reshape(1))
+            continue
+        p = model.points(x, where=f"term {term.name!r}")
+        r = term.residual(p, values)
+        residuals.append(r)
+        pointwise.append(term.loss_fn(r).mean(dim=1))
+    if balancer is None:
+        losses = torch.stack([ell.mean() for ell in pointwise])
+    else:
+        losses = balancer.losses(pointwise, batches.points, state)
+    return TermValues(residuals, pointwise, losses)
+
+
+def term_losses(model: PINNModel, batches: Batches) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    """The K term losses (mean pointwise loss of each term's residual), shape (K,), and the residuals."""
+    values = evaluate_terms(model, batches)
+    return values.losses, values.residuals
