@@ -163,13 +163,13 @@ class Trainer:
         # validation-driven balancers hold out part of the observations and get a context to evaluate on
         holdout = float(self.balancer.opts.get("holdout", 0.0)) if "context" in self.balancer.needs else 0.0
         self.batches = Batches(problem, config, self.device, self.dtype, holdout=holdout)
-        self.context = TrainingContext(self, holdout) if "context" in self.balancer.needs else None
         self.eval_x, self.eval_v = problem.evaluation_set()
         self.history: list[dict[str, Any]] = []
         self.out = None if out is None else Path(out)
         self.adam = torch.optim.Adam(self.params, lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(
             self.adam, config.lr_decay ** (1.0 / config.lr_decay_every))
+        self.context = TrainingContext(self, holdout) if "context" in self.balancer.needs else None
         self.lbfgs: torch.optim.LBFGS | None = None
         # progress counters: everything a resumed run needs to continue exactly
         self.next_step = 0  # the next Adam step
