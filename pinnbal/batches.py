@@ -59,6 +59,20 @@ class Batches:
         rows = order[:held] if self.part == "validation" else order[held:]
         return x[rows], values[rows]
 
+    def redraw_by_residual(self, model: PINNModel, k: int, candidates: int, select) -> None:
+        """Redraw term ``k``'s points: ``select(ℓ, n, rng)`` picks n of ``candidates`` × n fresh ones by their
+        pointwise loss ℓ (residual-based adaptive sampling)."""
+        term, x, values = self.items[k]
+        pool = np.concatenate([term.sample(self.problem, self.rng, self.config.sampler)[0] for _ in range(candidates)])
+        ell = []
+        for chunk in np.array_split(pool, max(1, len(pool) // 8192)):
+            xt = torch.as_tensor(chunk, dtype=self.dtype, device=self.device).requires_grad_(term.needs_derivatives)
+            r = term.residual(model.points(xt, where=f"term {term.name!r}"), None)
+            ell.append(term.loss_fn(r).mean(dim=1).detach().double().cpu().numpy())
+        chosen = pool[select(np.concatenate(ell), len(x), self.rng)]
+        xt = torch.as_tensor(chosen, dtype=self.dtype, device=self.device).requires_grad_(term.needs_derivatives)
+        self.items[k] = (term, xt, values)
+
     @property
     def points(self) -> list[torch.Tensor | None]:
         return [None if x is None else x.detach() for _, x, _ in self.items]
@@ -71,6 +85,11 @@ class TermValues:
     residuals: list[torch.Tensor | None]
     pointwise: list[torch.Tensor]
     losses: torch.Tensor
+
+    @property
+    def means(self) -> torch.Tensor:
+        """The plain mean pointwise loss of each term, detached (what the history records)."""
+        return torch.stack([ell.detach().mean() for ell in self.pointwise])
 
 
 def evaluate_terms(model: PINNModel, batches: Batches, balancer=None,

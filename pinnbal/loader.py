@@ -1,7 +1,8 @@
 """Loading problem files.
 
 A problem file is ordinary Python that defines a module-level ``problem``
-(a :class:`pinnbal.Problem`).  Any mistake in it becomes one
+(a :class:`pinnbal.Problem`) and, optionally, ``def weights(state)``: term
+weights by rule for ``--balancer rules``.  Any mistake in it becomes one
 :class:`~pinnbal.errors.ProblemError` line naming the file and line.
 """
 
@@ -42,6 +43,11 @@ def load_problem(path: str | Path) -> Problem:
         raise ProblemError(f"{path}: defines no `problem`; add `problem = pb.Problem(...)` at module level")
     if not isinstance(problem, Problem):
         raise ProblemError(f"{path}: `problem` is a {type(problem).__name__}, not a pb.Problem")
+    rules = getattr(module, "weights", None)
+    if rules is not None and problem.rules is None:
+        if not callable(rules):
+            raise ProblemError(f"{path}: `weights` must be a function (state) -> {{term: weight}} for --balancer rules")
+        problem.rules = rules
     return problem
 
 

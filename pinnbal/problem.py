@@ -247,6 +247,7 @@ class Problem:
         reference=None,
         unknowns: dict[str, float] | None = None,
         transform: Callable[[Points, torch.Tensor], torch.Tensor] | None = None,
+        weights: Callable[[dict], dict] | None = None,
     ):
         self.name = name
         self.domain = domain
@@ -255,6 +256,7 @@ class Problem:
         self.reference = reference
         self.unknowns = dict(unknowns or {})
         self.transform = transform
+        self.rules = weights  # term weights by user rule (``--balancer rules``); a problem file's `def weights`
         self.validate()
 
     @property
@@ -300,6 +302,8 @@ class Problem:
             raise ProblemError(f"problem {self.name!r}: reference must be a function of p or a pb.GridReference")
         if self.transform is not None and not callable(self.transform):
             raise ProblemError(f"problem {self.name!r}: transform must be a function (p, u) -> u")
+        if self.rules is not None and not callable(self.rules):
+            raise ProblemError(f"problem {self.name!r}: weights must be a function (state) -> {{term: weight}}")
 
     def evaluation_set(self, n_grid: int = 20000) -> tuple[np.ndarray, np.ndarray | None]:
         """Points (N, d) and reference values (N, m) that accuracy is measured on."""

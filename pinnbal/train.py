@@ -242,6 +242,8 @@ class Trainer:
             if cfg.resample_every and step and step % cfg.resample_every == 0:
                 self.batches.draw()
                 self.state = self.balancer.redrawn(self.state)
+            if self.balancer.resamples(step):
+                self.resample_by_residual()
             if self.good is None or (step % ROLLBACK_EVERY == 0 and not self.failures):
                 self.good = {"step": step, "model": copy.deepcopy(self.model.state_dict()),
                              "adam": copy.deepcopy(self.adam.state_dict())}
@@ -264,6 +266,14 @@ class Trainer:
             bar.update(1)
             if self.status == "diverged" or self.checkpoint_if_due(started, step + 1, stopping):
                 return
+
+    def resample_by_residual(self) -> None:
+        """RAR-style redraw of the residual terms' points, chosen by the balancer from fresh candidates."""
+        scheme = self.balancer.resampler()
+        for k, term in enumerate(self.problem.terms):
+            if term.kind in scheme.term_kinds():
+                self.batches.redraw_by_residual(self.model, k, scheme.opts["candidates"], scheme.select)
+        self.state = self.balancer.redrawn(self.state)
 
     def roll_back(self, step: int, losses: torch.Tensor) -> None:
         """A non-finite loss or gradient: restore the last good state, halve the learning rate."""
@@ -302,7 +312,8 @@ class Trainer:
                 offset += p.numel()
         else:
             (w * losses).sum().backward()
-        return losses.detach(), weights
+        # the history records the plain mean pointwise losses, comparable across balancers
+        return values.means, weights
 
     def _lbfgs(self, bar, started: float) -> None:
         # an aggregator's per-step weights mean nothing as a fixed blend: L-BFGS takes the initial weights
@@ -314,10 +325,10 @@ class Trainer:
 
         def closure():
             optimizer.zero_grad(set_to_none=True)
-            losses = evaluate_terms(self.model, self.batches, self.balancer, self.state).losses
-            total = (weights * losses).sum()
+            values = evaluate_terms(self.model, self.batches, self.balancer, self.state)
+            total = (weights * values.losses).sum()
             total.backward()
-            last["losses"] = losses.detach()
+            last["losses"] = values.means
             return total.detach()
 
         while self.lbfgs_done < self.config.lbfgs:

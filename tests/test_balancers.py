@@ -2,10 +2,23 @@
 import pytest
 import torch
 
+import pinnbal as pb
 from pinnbal.balancers import BALANCERS, Stats, TermInfo, make_balancer, parse_spec
 from pinnbal.errors import OptionError
 
 TERMS = [TermInfo("pde", "residual", 1.0), TermInfo("bc", "boundary", 1.0)]
+
+#: what the engine attaches before init: a space-time box (for causal) and a user rule (for rules)
+PROBLEM = pb.Problem("shared", pb.Box(x=(0.0, 1.0), t=(0.0, 1.0)), ["u"],
+                     [pb.Residual("pde", lambda p: p.u_t - p.u_xx, points=1)],
+                     weights=lambda state: {"pde": 1.0 + state["progress"]})
+
+
+def build(spec):
+    """A balancer as the engine prepares it: made from its spec and attached to a problem."""
+    balancer = make_balancer(spec)
+    balancer.attach(PROBLEM)
+    return balancer
 
 
 def jacobian_with_scales(pde_scale: float, bc_scale: float, P: int = 50) -> torch.Tensor:
@@ -15,8 +28,11 @@ def jacobian_with_scales(pde_scale: float, bc_scale: float, P: int = 50) -> torc
 
 
 def full_stats(losses, J):
-    """Every statistic the engine can measure, with NTK traces standing in as squared row norms of J."""
-    return Stats(losses=losses, jacobian=J, ntk_traces=J.double().square().sum(dim=1))
+    """Every statistic the engine can measure, with NTK traces standing in as squared row norms of J
+    and each term's loss as its one point's pointwise loss."""
+    return Stats(losses=losses, jacobian=J, ntk_traces=J.double().square().sum(dim=1),
+                 pointwise=[loss.reshape(1) for loss in losses],
+                 points=[torch.tensor([[0.5, 0.5]], dtype=torch.float64)] * len(losses))
 
 
 def run_updates(balancer, J, steps):
@@ -90,7 +106,7 @@ def test_fixed_returns_the_initial_weights():
 
 @pytest.mark.parametrize("name", sorted(BALANCERS))
 def test_every_balancer_gives_finite_non_negative_weights_on_hostile_inputs(name):
-    balancer = make_balancer(name)
+    balancer = build(name)
     terms = [TermInfo("pde", "residual", 1.0), TermInfo("bc", "boundary", 1.0), TermInfo("ic", "initial", 1.0)]
     state = balancer.init(terms)
     g = torch.Generator().manual_seed(0)
@@ -100,12 +116,14 @@ def test_every_balancer_gives_finite_non_negative_weights_on_hostile_inputs(name
         weights, state = balancer.update(full_stats(losses, J), state, step=step, progress=step / 5)
         assert weights.shape == (3,)
         assert torch.isfinite(weights).all() and (weights >= 0).all()
+        # learned and per-point state (sigma, lambda, phi, ...) stays finite too
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
 @pytest.mark.parametrize("name", sorted(set(BALANCERS) - {"rlw"}))  # rlw: random per position, by design
 def test_permuting_terms_permutes_weights(name):
     J = jacobian_with_scales(1.0, 0.01)
-    b1, b2 = make_balancer(name), make_balancer(name)
+    b1, b2 = build(name), build(name)
     s1 = b1.init(TERMS)
     s2 = b2.init(TERMS[::-1])
     w1, _ = b1.update(full_stats(torch.ones(2, dtype=torch.float64), J), s1, step=0, progress=0.0)
@@ -115,7 +133,7 @@ def test_permuting_terms_permutes_weights(name):
 
 @pytest.mark.parametrize("name", sorted(BALANCERS))
 def test_state_is_a_dict_of_tensors_that_survives_save_and_load(name, tmp_path):
-    balancer = make_balancer(name)
+    balancer = build(name)
     state = balancer.init(TERMS)
     _, state = balancer.update(full_stats(torch.ones(2, dtype=torch.float64), jacobian_with_scales(1, 0.1)), state,
                                step=0, progress=0.0)

@@ -40,7 +40,7 @@ def interrupted_run(balancer, out, stop_after_step):
     return trainer
 
 
-@pytest.mark.parametrize("balancer", ["lra:every=3", "uncertainty", "relobralo"])
+@pytest.mark.parametrize("balancer", ["lra:every=3", "uncertainty", "relobralo", "lra:every=3+sa", "rba+rar:every=5"])
 @pytest.mark.parametrize("stop_after_step", [17, 49])  # in the Adam phase; in the L-BFGS phase
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(balancer, stop_after_step, tmp_path):
     whole = pb.train(POISSON, balancer, out=tmp_path / "whole", render=False, **SETTINGS)

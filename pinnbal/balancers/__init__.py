@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import OptionError
 from .aggregators import AGGREGATORS
 from .base import Balancer, Stats, TermInfo
+from .compose import Composite
 from .bayes import Bayes
 from .dwa import DWA
 from .fixed import Fixed
@@ -25,16 +26,18 @@ from .gradscale import GradScale
 from .lra import LRA
 from .ntk import NTK
 from .performance import Performance
+from .pointwise import RAR, RBA, SA, Causal
 from .relobralo import ReLoBRaLo
 from .resnorm import ResNorm
 from .rlw import RLW
+from .rules import Rules
 from .schedule import Schedule
 from .softadapt import SoftAdapt
 from .uncertainty import Uncertainty
 
 BALANCERS: dict[str, type[Balancer]] = {cls.name: cls for cls in (
     Fixed, Schedule, Performance, DWA, SoftAdapt, ReLoBRaLo, ResNorm, RLW, Uncertainty, Bayes,
-    LRA, GradScale, GradNormEq, GradNorm, NTK, *AGGREGATORS,
+    LRA, GradScale, GradNormEq, GradNorm, NTK, *AGGREGATORS, Rules, RBA, SA, Causal, RAR,
 )}
 
 
@@ -89,9 +92,20 @@ def load_custom(module: str, cls_name: str) -> type[Balancer]:
     return cls
 
 
+#: '+' joins the parts of a composition; a '+' inside a number (1e+3) is not followed by a name
+PLUS = re.compile(r"\+(?=\s*[A-Za-z_])")
+
+
 def make_balancer(spec: str | Balancer) -> Balancer:
+    """A configured balancer from ``name[:opts]``, ``module:Class[:opts]`` or ``a+b+...`` (a composition)."""
     if isinstance(spec, Balancer):
         return spec
+    if isinstance(spec, str) and PLUS.search(spec):
+        return Composite([make_one(part) for part in PLUS.split(spec)])
+    return make_one(spec)
+
+
+def make_one(spec: str) -> Balancer:
     name, opts = parse_spec(spec)
     if ":" in name:
         balancer = load_custom(*name.split(":"))(**opts)

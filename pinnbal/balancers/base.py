@@ -16,6 +16,9 @@ adaptive balancer through the shared options:
 
 - ``every`` (N): recompute the target weights every N steps, keep them between;
 - ``alpha`` (α): EMA, w ← α w + (1 − α) ŵ;
+- ``params`` (gradient-based methods): ``all`` parameters or the ``last``
+  (output) layer's, as GradNorm's paper does; frozen parameters are never
+  included and unused ones contribute zeros;
 - ``min`` / ``max``: clamp weights to [min, max] (guards against the
   runaway weights that unbounded LRA reaches, 1e6 on Kovasznay flow);
 - a non-finite loss, Jacobian or target (NaN/inf from a diverging term) is
@@ -68,6 +71,8 @@ class Balancer:
     needs: ClassVar[frozenset[str]] = frozenset({"losses"})
     #: state entries of shape (K,) worth seeing; logged as ``<entry>/<term>`` history columns
     logged_state: ClassVar[tuple[str, ...]] = ()
+    #: True for the per-point schemes (rba, sa, causal, rar), which combine with a term-level method
+    point_scheme: ClassVar[bool] = False
     #: option name -> default; the type of the default is the option's type
     options: ClassVar[dict[str, Any]] = {"every": 1, "alpha": 0.0, "min": 1e-3, "max": 1e3}
 
@@ -87,6 +92,9 @@ class Balancer:
             raise OptionError(f"balancer {self.name!r}: every={o['every']}; need an integer >= 1")
         if "alpha" in o and not 0.0 <= o["alpha"] < 1.0:
             raise OptionError(f"balancer {self.name!r}: alpha={o['alpha']}; need 0 <= alpha < 1")
+        if "params" in o and o["params"] not in ("all", "last"):
+            raise OptionError(f"balancer {self.name!r}: params={o['params']!r}; choose all (every parameter) or "
+                              f"last (the output layer, as GradNorm's paper does)")
         if "min" in o and not 0.0 <= o["min"] < o["max"]:
             raise OptionError(f"balancer {self.name!r}: need 0 <= min < max, got min={o['min']}, max={o['max']}")
 
@@ -147,6 +155,15 @@ class Balancer:
         inside a term here: L_k = mean_i m_i ℓ_i.
         """
         return torch.stack([ell.mean() for ell in pointwise])
+
+    def resamples(self, step: int) -> bool:
+        """True on steps where the method redraws collocation points by residual (``rar``); then
+        :meth:`select` picks them from candidates."""
+        return False
+
+    def resampler(self) -> "Balancer":
+        """The part of this balancer that :meth:`resamples` (itself, or a part of a composition)."""
+        return self
 
     def redrawn(self, state: dict) -> dict:
         """The batches were redrawn (``--resample-every``): per-point state no longer matches its points."""

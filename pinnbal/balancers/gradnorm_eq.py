@@ -21,7 +21,7 @@ Numerics: computed as exp(logsumexp_j log‖∇L_j‖ − log‖∇L_k‖), zero
 floored at the smallest float64 and λ̂ capped at 1e300, so zero, 1e-30 and
 1e30 gradients give finite targets (a zero-gradient term gets the max bound).
 
-Options: every=10, alpha=0.9, min=1e-3, max=1e3.
+Options: every=10, alpha=0.9, min=1e-3, max=1e3, params=all (or last).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class GradNormEq(Balancer):
     name = "gradnorm-eq"
     summary = "grad-norm weights (Wang et al. 2023, jaxpi): sum_j ||grad L_j|| / ||grad L_k||"
     needs = frozenset({"losses", "jacobian"})
-    options = {"every": 10, "alpha": 0.9, "min": 1e-3, "max": 1e3}
+    options = {"every": 10, "alpha": 0.9, "min": 1e-3, "max": 1e3, "params": "all"}
 
     def target(self, stats, state, *, step, progress):
         logs = log_norms(stats.jacobian)

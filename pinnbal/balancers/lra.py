@@ -23,7 +23,7 @@ bounded here.  The ratio uses the flat parameter vector (the authors' code
 averages per layer first).
 
 Options: alpha=0.9, every=10, variant=max, form=weighted, ref="" (all
-residual terms), min=1e-3, max=1e3.
+residual terms), min=1e-3, max=1e3, params=all (or last: the output layer).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class LRA(Balancer):
     summary = "learning-rate annealing (Wang et al. 2021): max|grad L_pde| / mean|grad w_k L_k|"
     needs = frozenset({"losses", "jacobian"})
     options = {"alpha": 0.9, "every": 10, "variant": "max", "form": "weighted", "ref": "",
-               "min": 1e-3, "max": 1e3}
+               "min": 1e-3, "max": 1e3, "params": "all"}
 
     def check_options(self) -> None:
         super().check_options()

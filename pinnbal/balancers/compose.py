@@ -1,0 +1,101 @@
+"""Composition: one term-level balancer with per-point schemes, ``--balancer lra+rba``.
+
+Term weights, point weights and causal weights in one API: the term-level
+part (any balancer that is not a per-point scheme; ``fixed`` when none is
+given) sets the K term weights and, for gradient aggregators, the direction;
+each per-point scheme multiplies its point multipliers into the term losses,
+
+    L_k = mean_i (Π_s m^s_i) ℓ_i,
+
+which the term-level part then balances.  ``lra+causal+rba`` is valid;
+at most one part may resample points (``rar``).  Each part keeps its own
+options (``lra:alpha=0.9+rba:eta=0.01``) and its own state entries.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import OptionError
+from .base import Balancer
+from .fixed import Fixed
+from .pointwise import weighted_means
+
+
+class Composite(Balancer):
+    """A term-level balancer combined with one or more per-point schemes."""
+
+    options: dict = {}
+
+    def __init__(self, parts: list[Balancer]):
+        points = [p for p in parts if p.point_scheme]
+        terms = [p for p in parts if not p.point_scheme]
+        if len(terms) > 1:
+            raise OptionError(f"balancer {'+'.join(p.name for p in parts)!r}: combine at most one term-level "
+                              f"method ({', '.join(p.name for p in terms)} are all term-level) with per-point "
+                              f"schemes such as rba, sa, causal, rar")
+        if not points:
+            raise OptionError(f"balancer {'+'.join(p.name for p in parts)!r}: '+' combines a term-level method "
+                              f"with per-point schemes (rba, sa, causal, rar); none given")
+        names = [p.name for p in points]
+        if len(set(names)) < len(names) or sum(p.name == "rar" for p in points) > 1:
+            raise OptionError(f"balancer {'+'.join(p.name for p in parts)!r}: each per-point scheme at most once")
+        self.term = terms[0] if terms else Fixed()
+        self.points = points
+        self.parts = [self.term, *points]
+        self.opts = self.term.opts  # the engine reads e.g. params= and points= from the term-level part
+        self.name = "+".join(p.name for p in self.parts)
+        self.kind = self.term.kind
+        self.needs = frozenset().union(*(p.needs for p in self.parts))
+        self.logged_state = tuple(dict.fromkeys(k for p in self.parts for k in p.logged_state))
+
+    @property
+    def spec(self) -> str:
+        return "+".join(p.spec for p in self.parts)
+
+    def attach(self, problem) -> None:
+        for part in self.parts:
+            part.attach(problem)
+
+    def init(self, terms):
+        state = self.term.init(terms)
+        for part in self.points:
+            own = part.init(terms)
+            state |= {k: v for k, v in own.items() if k not in ("weights", "initial", "skipped")}
+        return state
+
+    def needs_at(self, step: int) -> frozenset[str]:
+        return frozenset().union(*(p.needs_at(step) for p in self.parts))
+
+    def update(self, stats, state, *, step, progress):
+        state = dict(state)
+        finite_points = stats.pointwise is not None and all(bool(torch.isfinite(e).all()) for e in stats.pointwise)
+        for part in self.points:
+            if finite_points:
+                state |= part.update_points(stats, state, step)
+        return self.term.update(stats, state, step=step, progress=progress)
+
+    def losses(self, pointwise, points, state):
+        multipliers: list = [None] * len(pointwise)
+        for part in self.points:
+            for k, m in enumerate(part.multipliers(pointwise, points, state)):
+                if m is not None:
+                    multipliers[k] = m if multipliers[k] is None else multipliers[k].to(m) * m
+        return weighted_means(pointwise, multipliers)
+
+    def combine(self, jacobian, weights, state):
+        return self.term.combine(jacobian, weights, state)
+
+    def resamples(self, step: int) -> bool:
+        return any(p.resamples(step) for p in self.points)
+
+    def resampler(self) -> Balancer:
+        return next(p for p in self.points if p.name == "rar")
+
+    def redrawn(self, state):
+        for part in self.points:
+            state = part.redrawn(state)
+        return state
+
+    def target(self, stats, state, *, step, progress):
+        return self.term.target(stats, state, step=step, progress=progress)
