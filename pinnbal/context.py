@@ -39,12 +39,11 @@ class _Evaluate(nn.Module):
 class TrainingContext:
     """The model as a function of its parameters, on the training batch and on a validation set."""
 
-    def __init__(self, trainer, holdout: float):
+    def __init__(self, trainer):
         self.model = trainer.model
         self.terms = trainer.problem.terms
         self.train = trainer.batches
-        self.validation = Batches(trainer.problem, trainer.config, trainer.device, trainer.dtype,
-                                  part="validation", holdout=holdout)
+        self.validation = trainer.validation
         self._optimizer = trainer.adam
         self._module = _Evaluate(trainer.model)
 

@@ -48,12 +48,15 @@ def dense(n_in: int, n_out: int) -> nn.Linear:
 
 
 class MLP(nn.Module):
-    def __init__(self, n_in: int, n_out: int, width: int, depth: int, act: str):
+    """``depth`` hidden layers of ``width``; with ``dropout`` p > 0, dropout after each activation
+    (active while training with Adam; off for L-BFGS, evaluation and pictures)."""
+
+    def __init__(self, n_in: int, n_out: int, width: int, depth: int, act: str, dropout: float = 0.0):
         super().__init__()
         layers: list[nn.Module] = []
         sizes = [n_in] + [width] * depth
         for a, b in zip(sizes[:-1], sizes[1:]):
-            layers += [dense(a, b), activation(act)]
+            layers += [dense(a, b), activation(act)] + ([nn.Dropout(dropout)] if dropout else [])
         layers.append(dense(sizes[-1], n_out))
         self.layers = nn.Sequential(*layers)
 
@@ -93,19 +96,24 @@ class ModifiedMLP(nn.Module):
 
 
 def build_network(n_in: int, n_out: int, arch: str = "mlp", width: int = 64, depth: int = 4,
-                  act: str = "tanh", fourier_features: int = 64, fourier_sigma: float = 1.0) -> nn.Module:
-    """The network named ``arch``; options as on the CLI (``--width``, ``--depth``, ...)."""
+                  act: str = "tanh", fourier_features: int = 64, fourier_sigma: float = 1.0,
+                  dropout: float = 0.0) -> nn.Module:
+    """The network named ``arch``; options as on the CLI (``--width``, ``--depth``, ``--dropout``, ...)."""
     if width < 1 or depth < 1:
         raise OptionError(f"network width and depth must be >= 1, got width={width}, depth={depth}")
+    if not 0.0 <= dropout < 1.0:
+        raise OptionError(f"--dropout {dropout}: need 0 <= dropout < 1")
     if arch == "mlp":
-        return MLP(n_in, n_out, width, depth, act)
+        return MLP(n_in, n_out, width, depth, act, dropout)
     if arch == "modified":
+        if dropout:
+            raise OptionError("--dropout: available for --arch mlp and fourier, not modified")
         return ModifiedMLP(n_in, n_out, width, depth, act)
     if arch == "fourier":
         if fourier_features < 2:
             raise OptionError(f"fourier_features must be >= 2, got {fourier_features}")
         return nn.Sequential(FourierFeatures(n_in, fourier_features, fourier_sigma),
-                             MLP(2 * (fourier_features // 2), n_out, width, depth, act))
+                             MLP(2 * (fourier_features // 2), n_out, width, depth, act, dropout))
     raise OptionError(f"unknown network {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 

@@ -213,6 +213,70 @@ class Data(Term):
         return torch.cat([getattr(p, o) for o in self.outputs], dim=1) - values
 
 
+class Regularisation(Term):
+    """A penalty on the network's weight matrices, balanced like any other term (weight decay as a term).
+
+    The penalty is a mean over every weight of the network's linear layers
+    (biases and unknown coefficients excluded), so a weight means the same
+    for any width and depth.  It has no points; balancers see it as one more
+    loss L_k.  Subclasses write :meth:`penalty_of`.
+    """
+
+    kind = "regularisation"
+    needs_derivatives = False
+    has_points = False
+
+    def __init__(self, name: str, *, weight: float = 1e-4):
+        super().__init__(name, points=1, weight=weight)
+
+    def sample(self, problem, rng, method):
+        raise ProblemError(f"term {self.name!r}: a regularisation term has no points")
+
+    def penalty(self, model) -> torch.Tensor:
+        """The penalty on ``model`` (a :class:`pinnbal.nets.PINNModel`), a scalar with graph."""
+        weights = torch.cat([m.weight.reshape(-1) for m in model.network.modules() if isinstance(m, torch.nn.Linear)])
+        return self.penalty_of(weights)
+
+    def penalty_of(self, w: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class L1(Regularisation):
+    """mean |w| over the network's weights (lasso: pushes weights to exactly zero)."""
+
+    def __init__(self, name: str = "l1", *, weight: float = 1e-4):
+        super().__init__(name, weight=weight)
+
+    def penalty_of(self, w):
+        return w.abs().mean()
+
+
+class L2(Regularisation):
+    """mean w² over the network's weights (ridge / weight decay)."""
+
+    def __init__(self, name: str = "l2", *, weight: float = 1e-4):
+        super().__init__(name, weight=weight)
+
+    def penalty_of(self, w):
+        return w.square().mean()
+
+
+class ElasticNet(Regularisation):
+    """ρ mean|w| + (1 − ρ) mean w² (Zou & Hastie 2005); ``l1_ratio`` = ρ in [0, 1]."""
+
+    def __init__(self, name: str = "elasticnet", *, weight: float = 1e-4, l1_ratio: float = 0.5):
+        super().__init__(name, weight=weight)
+        self.l1_ratio = l1_ratio
+
+    def check(self, problem: "Problem") -> None:
+        super().check(problem)
+        if not (isinstance(self.l1_ratio, (int, float)) and 0.0 <= self.l1_ratio <= 1.0):
+            raise ProblemError(f"term {self.name!r}: l1_ratio={self.l1_ratio!r}; need a number in [0, 1]")
+
+    def penalty_of(self, w):
+        return self.l1_ratio * w.abs().mean() + (1.0 - self.l1_ratio) * w.square().mean()
+
+
 def as_columns(result, n: int, where: str, width: int | None) -> torch.Tensor:
     """Normalise a user callable's result to shape (n, c); a clear error otherwise."""
     if isinstance(result, (tuple, list)):
@@ -354,6 +418,10 @@ class Problem:
         lines.append("terms")
         for t in self.terms:
             extra = f" on {len(t.faces)} face(s)" if hasattr(t, "faces") else ""
+            if not t.has_points:
+                lines.append(f"  {t.name:<12} {t.kind:<9} {type(t).__name__} penalty on the network weights  "
+                             f"weight {float(t.weight):g}")
+                continue
             lines.append(f"  {t.name:<12} {t.kind:<9} {t.points:>7} points  weight {float(t.weight):g}  loss {t.loss}{extra}")
         ref = "none" if self.reference is None else ("closed form" if callable(self.reference) else "grid")
         lines.append(f"reference {ref}")

@@ -35,7 +35,7 @@ class SavedRun:
         problem = load_problem(problem_path)
         train = self.config["train"]
         network = build_network(problem.domain.dim, len(problem.outputs), train["arch"], train["width"],
-                                train["depth"], train["activation"])
+                                train["depth"], train["activation"], dropout=train.get("dropout", 0.0))
         model = PINNModel(problem, network)
         state = load_state(self.path / "model.pt")
         model.load_state_dict(state["model"])

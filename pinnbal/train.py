@@ -42,6 +42,7 @@ from . import __version__
 from .balancers import Balancer, Stats, TermInfo, make_balancer
 from .batches import Batches, evaluate_terms, term_losses
 from .context import TrainingContext
+from .early_stop import EarlyStopping
 from .errors import OptionError, PinnbalError, ProblemError
 from .guard import StopFlag, run_lock, stop_on_signals
 from .geometry import SAMPLERS
@@ -80,10 +81,15 @@ class TrainConfig:
     log_every: int = 10
     eval_every: int = 500
     checkpoint_every: int = 500  # steps between checkpoints (needs a run directory)
+    dropout: float = 0.0  # dropout after each hidden activation (mlp, fourier), Adam phase only
+    early_stop: int = 0  # stop after this many evaluations without a better validation loss (0: never)
+    holdout: float = 0.0  # fraction of Data observations kept out of training, for validation
     weights: dict[str, float] = field(default_factory=dict)
 
     def check(self, problem: Problem) -> None:
-        for name in ("steps", "lbfgs", "resample_every", "seed"):
+        if not 0.0 <= self.holdout < 1.0:
+            raise OptionError(f"--holdout {self.holdout}: need a fraction 0 <= holdout < 1")
+        for name in ("steps", "lbfgs", "resample_every", "seed", "early_stop"):
             if getattr(self, name) < 0:
                 raise OptionError(f"--{name.replace('_', '-')} {getattr(self, name)}: need a number >= 0")
         for name in ("log_every", "eval_every", "lr_decay_every", "checkpoint_every"):
@@ -150,7 +156,7 @@ class Trainer:
         self.dtype = DTYPES[config.dtype]
         torch.manual_seed(config.seed)
         network = build_network(problem.domain.dim, len(problem.outputs), config.arch, config.width,
-                                config.depth, config.activation)
+                                config.depth, config.activation, dropout=config.dropout)
         self.model = PINNModel(problem, network).to(device=self.device, dtype=self.dtype)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         # which parameters per-term gradients are taken over: every one, or the output layer's (params=last)
@@ -160,16 +166,20 @@ class Trainer:
         self.balancer.attach(problem)
         self.state = self.balancer.init(self.terms)
         self.jacobian = JacobianEngine(config.jacobian)
-        # validation-driven balancers hold out part of the observations and get a context to evaluate on
-        holdout = float(self.balancer.opts.get("holdout", 0.0)) if "context" in self.balancer.needs else 0.0
+        # early stopping and validation-driven balancers evaluate on held-out points (and observations)
+        wants_context = "context" in self.balancer.needs
+        holdout = max(config.holdout, float(self.balancer.opts.get("holdout", 0.0)) if wants_context else 0.0)
         self.batches = Batches(problem, config, self.device, self.dtype, holdout=holdout)
+        self.validation = (Batches(problem, config, self.device, self.dtype, part="validation", holdout=holdout)
+                           if wants_context or config.early_stop else None)
+        self.early = EarlyStopping(config.early_stop)
         self.eval_x, self.eval_v = problem.evaluation_set()
         self.history: list[dict[str, Any]] = []
         self.out = None if out is None else Path(out)
         self.adam = torch.optim.Adam(self.params, lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(
             self.adam, config.lr_decay ** (1.0 / config.lr_decay_every))
-        self.context = TrainingContext(self, holdout) if "context" in self.balancer.needs else None
+        self.context = TrainingContext(self) if wants_context else None
         self.lbfgs: torch.optim.LBFGS | None = None
         # progress counters: everything a resumed run needs to continue exactly
         self.next_step = 0  # the next Adam step
@@ -201,7 +211,8 @@ class Trainer:
     def _probe_batches(self, n: int = 8) -> Batches:
         """The first ``n`` points of each term's batch, as fresh leaves (their own small graph)."""
         probe = Batches.__new__(Batches)
-        probe.items = [(t, x[:n].detach().clone().requires_grad_(x.requires_grad), None if v is None else v[:n])
+        probe.items = [(t, None, None) if x is None else
+                       (t, x[:n].detach().clone().requires_grad_(x.requires_grad), None if v is None else v[:n])
                        for t, x, v in self.batches.items]
         return probe
 
@@ -211,7 +222,9 @@ class Trainer:
         A per-point gradient through the full batch's graph would cost a whole
         backward pass per point; a fresh forward on the subsample keeps each small.
         """
-        _, residuals = term_losses(self.model, self._probe_batches(points))
+        values = evaluate_terms(self.model, self._probe_batches(points))
+        # a regularisation term has no residual: its penalty is its one "point"
+        residuals = [ell if r is None else r for r, ell in zip(values.residuals, values.pointwise)]
         return ntk_traces(residuals, self.params, points)
 
     # -- the loop -------------------------------------------------------------
@@ -225,17 +238,19 @@ class Trainer:
         try:
             with stop_on_signals(self.stop):
                 self._adam(bar, started)
-                if self.config.lbfgs and self.status == "running":
+                if self.config.lbfgs and self.status == "running" and self.early.stopped_at is None:
                     self._lbfgs(bar, started)
         finally:
             bar.close()
         if self.status == "running":
             self.status = "completed"
+        self.model.eval()
         self.wall_seconds = time.perf_counter() - started
         return self.result(self.wall_seconds)
 
     def _adam(self, bar, started: float) -> None:
         cfg = self.config
+        self.model.train()  # dropout, if any, is active in the Adam phase only
         while self.next_step < cfg.steps:
             step = self.next_step
             tick = time.perf_counter()
@@ -263,7 +278,12 @@ class Trainer:
             stopping = self.stop.signum is not None  # read once: a signal arriving later waits a step
             if healthy:
                 self.record(step, "adam", losses, weights, started, bar, last=step == cfg.steps - 1)
+                if self.early.should_stop(step, self.model):
+                    self.events.append({"step": step, "event": f"no better validation loss in {cfg.early_stop} "
+                                        f"evaluations", "action": "early stop; restored the best model"})
             bar.update(1)
+            if self.early.stopped_at is not None:
+                return
             if self.status == "diverged" or self.checkpoint_if_due(started, step + 1, stopping):
                 return
 
@@ -318,6 +338,7 @@ class Trainer:
     def _lbfgs(self, bar, started: float) -> None:
         # an aggregator's per-step weights mean nothing as a fixed blend: L-BFGS takes the initial weights
         held = self.state["initial"] if self.balancer.kind == "direction" else self.state["weights"]
+        self.model.eval()  # a deterministic objective for the line search: no dropout
         weights = held.to(device=self.device, dtype=self.dtype)
         if self.lbfgs is None:
             self.lbfgs = new_lbfgs(self.params, self.config.log_every)
@@ -379,13 +400,14 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "lbfgs": None if self.lbfgs is None else self.lbfgs.state_dict(),
             "balancer": dict(self.state),
-            "batches": [x.detach() for _, x, _ in self.batches.items],
+            "batches": [None if x is None else x.detach() for _, x, _ in self.batches.items],
             "sampler_rng": self.batches.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "history": self.history,
             "counters": {"next_step": self.next_step, "lbfgs_done": self.lbfgs_done, "next_eval": self.next_eval,
                          "lbfgs_previous": self.lbfgs_previous, "train_seconds": self.train_seconds,
                          "wall_seconds": self.wall_seconds, "failures": self.failures, "events": self.events},
+            "early_stop": self.early.state(),
             "jacobian": {"strategy": self.jacobian.strategy, "timings": self.jacobian.timings},
         }
 
@@ -397,13 +419,14 @@ class Trainer:
             self.lbfgs = new_lbfgs(self.params, self.config.log_every)
             self.lbfgs.load_state_dict(saved["lbfgs"])
         self.state = dict(saved["balancer"])
-        self.batches.items = [(t, x.to(self.device).requires_grad_(t.needs_derivatives), v)
+        self.batches.items = [(t, None if x is None else x.to(self.device).requires_grad_(t.needs_derivatives), v)
                               for (t, _, v), x in zip(self.batches.items, saved["batches"])]
         self.batches.rng.bit_generator.state = saved["sampler_rng"]
         torch.set_rng_state(saved["torch_rng"])
         self.history = list(saved["history"])
         for name, value in saved["counters"].items():
             setattr(self, name, value)
+        self.early.load(saved["early_stop"])
         self.jacobian.strategy = saved["jacobian"]["strategy"]
         self.jacobian.timings = dict(saved["jacobian"]["timings"])
 
@@ -424,6 +447,8 @@ class Trainer:
         evaluate_now = last or step >= self.next_eval  # L-BFGS rows skip steps: catch up on crossing
         if evaluate_now:
             self.next_eval = step - step % self.config.eval_every + self.config.eval_every
+        if evaluate_now and self.validation is not None:
+            row["val_loss"] = self.early.measure(self.model, self.validation, step)
         row["rel_l2"] = self.rel_l2()[0] if evaluate_now and self.eval_v is not None else None
         self.history.append(row)
         if bar is not None:
@@ -435,10 +460,13 @@ class Trainer:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         out = []
+        mode = self.model.training
+        self.model.eval()
         with torch.no_grad():
             for chunk in np.array_split(x, max(1, len(x) // 32768 + 1)):
                 xt = torch.as_tensor(chunk, dtype=self.dtype, device=self.device)
                 out.append(self.model(xt).double().cpu().numpy())
+        self.model.train(mode)
         return np.concatenate(out)
 
     def rel_l2(self) -> tuple[float, dict[str, float]]:
