@@ -24,23 +24,29 @@ from typing import Any, Iterable
 
 import torch
 
-from .errors import OptionError
+from .errors import OptionError, StorageError
 
 RUN_FILES = ("config.json", "metrics.json", "history.csv", "model.pt")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` all or nothing; a failed write (disk full, ...) leaves the old file intact
+    and no temporary file behind, and is raised as one clear :class:`StorageError`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}; its previous version (if any) is intact. "
+                           f"Free space or fix permissions, then run again") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

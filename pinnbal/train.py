@@ -43,7 +43,7 @@ from .balancers import Balancer, Stats, TermInfo, make_balancer
 from .batches import Batches, evaluate_terms, term_losses
 from .context import TrainingContext
 from .early_stop import EarlyStopping
-from .errors import OptionError, PinnbalError, ProblemError
+from .errors import OptionError, PinnbalError, ProblemError, StorageError
 from .guard import StopFlag, run_lock, stop_on_signals
 from .geometry import SAMPLERS
 from .jacobian import JacobianEngine, ntk_traces, sync
@@ -387,7 +387,13 @@ class Trainer:
         """Checkpoint when ``done`` is a multiple of ``checkpoint_every``, and when stopping; True: stop now."""
         if self.out is not None and (stopping or done % self.config.checkpoint_every == 0):
             self.wall_seconds = time.perf_counter() - started
-            save_state(self.out / CHECKPOINT, self.checkpoint())
+            try:
+                save_state(self.out / CHECKPOINT, self.checkpoint())
+            except StorageError as exc:  # keep training: the previous checkpoint is intact, the next may succeed
+                self.events.append({"step": done - 1, "event": f"checkpoint not written: {exc}",
+                                    "action": "kept training; the previous checkpoint is intact"})
+                if stopping:
+                    raise
         if stopping:
             self.status = "interrupted"
         return stopping
@@ -641,6 +647,7 @@ def write_predictions(path: Path, run: Run, trainer: Trainer) -> None:
     import io
 
     from .rundir import atomic_write_bytes
+    from .scenes import volume_arrays
 
     problem = run.problem
     axes, x, ref = problem.solution_grid(400 if problem.domain.dim == 1 else 200)
@@ -649,6 +656,7 @@ def write_predictions(path: Path, run: Run, trainer: Trainer) -> None:
                "coord_names": np.array(problem.domain.names), "output_names": np.array(problem.outputs)}
     if ref is not None:
         arrays["reference"] = ref
+    arrays |= volume_arrays(problem, trainer.predict)  # a coarse 3D grid for pyvista scenes (3+ coordinates)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())

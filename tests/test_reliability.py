@@ -1,4 +1,4 @@
-"""Checkpoints and exact resume, signals, the run-directory lock."""
+"""Checkpoints and exact resume, signals, the run-directory lock, a full disk."""
 import json
 import os
 import signal
@@ -9,6 +9,7 @@ import time
 import pytest
 
 import pinnbal as pb
+from pinnbal.cli import main
 from pinnbal.rundir import load_state, prepare_out_dir
 from pinnbal.train import CHECKPOINT, Interrupted, TrainConfig, Trainer, finish, resume, write_run_start
 
@@ -64,7 +65,6 @@ def resumed_state_keys(balancer):
 
 
 def test_resume_refuses_a_completed_run_and_a_directory_without_checkpoint(tmp_path, capsys):
-    from pinnbal.cli import main
 
     pb.train(POISSON, "fixed", out=tmp_path / "done", render=False, **SETTINGS)
     assert main(["run", "--resume", str(tmp_path / "done")]) == 2
@@ -107,7 +107,6 @@ def test_a_signal_to_a_real_process_checkpoints_and_marks_the_run_interrupted(si
 
 
 def test_a_second_run_on_a_locked_directory_is_refused(tmp_path, capsys):
-    from pinnbal.cli import main
 
     out = tmp_path / "run"
     out.mkdir()
@@ -205,3 +204,47 @@ def test_kill_9_leaves_only_whole_files_and_the_run_resumes(delay, tmp_path):
     assert run.metrics["status"] == "completed" and run.metrics["adam_steps"] == config["train"]["steps"]
     steps = [r["step"] for r in run.history]
     assert steps == sorted(steps) and len(set(steps)) == len(steps)  # no row twice after the resume
+
+
+def disk_full_for(monkeypatch, names, times=1):
+    """Make the next ``times`` atomic writes of files called ``names`` fail with ENOSPC at fsync."""
+    import errno
+
+    import pinnbal.rundir as rundir
+
+    real_fsync, left = os.fsync, {"n": times}
+
+    def fsync(fd):
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        if left["n"] > 0 and any(os.path.basename(target).startswith(f".{n}.") for n in names):
+            left["n"] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(rundir.os, "fsync", fsync)
+
+
+def test_a_full_disk_at_a_checkpoint_is_logged_and_training_goes_on(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    disk_full_for(monkeypatch, [CHECKPOINT])  # the first checkpoint (step 10) fails, the next ones succeed
+    run = pb.train(POISSON, "lra:every=3", out=out, render=False, **SETTINGS)
+    assert run.metrics["status"] == "completed"
+    event = run.metrics["events"][0]
+    assert event["step"] == 9 and "No space left on device" in event["event"] and "intact" in event["action"]
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # no temporary file left behind
+    assert load_state(out / CHECKPOINT)["counters"]["next_step"] == SETTINGS["steps"]
+
+
+def test_a_full_disk_at_the_end_is_one_line_exit_1_and_the_run_resumes_once_space_is_back(tmp_path, monkeypatch,
+                                                                                           capsys):
+    out = tmp_path / "run"
+    disk_full_for(monkeypatch, ["metrics.json"])
+    rc = main(["run", POISSON, "--balancer", "lra:every=3", "--steps", "40", "--lbfgs", "0", "--width", "8",
+               "--depth", "1", "--checkpoint-every", "10", "--quiet", "--no-render", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "No space left on device" in err[0] and "metrics.json" in err[0]
+    assert not (out / "metrics.json").exists() and not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert load_state(out / CHECKPOINT)["counters"]["next_step"] == 40  # the last checkpoint is whole
+    monkeypatch.undo()
+    assert main(["run", "--resume", str(out), "--quiet", "--no-render"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["status"] == "completed"
