@@ -155,8 +155,6 @@ def test_a_nan_at_one_step_is_rolled_back_and_training_continues():
 
 
 def test_persistent_nans_end_the_run_as_diverged_with_finite_metrics(tmp_path, capsys):
-    from pinnbal.cli import main
-
     problem_file = tmp_path / "bad.py"
     problem_file.write_text(
         "import math, torch\nimport pinnbal as pb\ncalls = {'n': 0}\n"
