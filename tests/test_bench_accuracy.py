@@ -1,0 +1,31 @@
+"""``pinnbal bench accuracy``: a sweep over suite problems, our numbers beside the published ones."""
+import pytest
+
+from pinnbal.anchors import ANCHORS, SUITE
+from pinnbal.bench_accuracy import accuracy_report, suite_paths
+from pinnbal.cli import main
+from pinnbal.errors import OptionError
+
+TINY = dict(steps=3, lbfgs=0, width=8, depth=1, eval_every=10)
+
+
+def test_every_suite_problem_has_an_anchor_and_unknown_names_are_refused():
+    assert set(SUITE) == set(ANCHORS)
+    with pytest.raises(OptionError, match="no problem file .*nosuch.py"):
+        suite_paths(["nosuch"])
+
+
+def test_report_has_a_row_per_problem_and_balancer_with_the_published_numbers(tmp_path):
+    report = accuracy_report(["poisson1d", "helmholtz2d"], ["fixed", "lra"], 1, tmp_path / "sweep",
+                             "pinnbal bench accuracy (test)", jobs=1, progress=False, **TINY)
+    rows = [line for line in report.splitlines() if line.startswith("| ") and "`" in line]
+    assert len(rows) == 4
+    assert rows[0].startswith("| `poisson1d` | `fixed` |") and ANCHORS["poisson1d"].plain in rows[0]
+    assert rows[2].startswith("| `helmholtz2d` | `fixed` |") and ANCHORS["helmholtz2d"].best in rows[2]
+    assert all("1/1" in row for row in rows)  # every run finished
+    assert "Budget per run: 3 Adam steps" in report and "Wang, Teng & Perdikaris 2021" in report
+    # the sweep is resumable: the same command finds every run finished and trains nothing
+    again = accuracy_report(["poisson1d", "helmholtz2d"], ["fixed", "lra"], 1, tmp_path / "sweep",
+                            "pinnbal bench accuracy (test)", jobs=1, progress=False, **TINY)
+    assert [r.split("|")[3] for r in rows] == [r.split("|")[3] for r in again.splitlines()
+                                               if r.startswith("| ") and "`" in r]
