@@ -15,7 +15,7 @@ not who wins.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -40,8 +40,8 @@ def suite_paths(names: Sequence[str] | None) -> list[str]:
     return paths
 
 
-def accuracy_report(problems: Sequence[str] | None, balancers: Sequence[str], seeds: int, out: str | Path,
-                    command: str, jobs: int | None = None, progress: bool = True, **settings: Any) -> str:
+def accuracy_report(problems: Sequence[str] | None, balancers: Sequence[str], seeds: int | Iterable[int],
+                    out: str | Path, command: str, jobs: int | None = None, progress: bool = True, **settings: Any) -> str:
     """Run (or complete) the sweep and return the Markdown report."""
     result = compare(suite_paths(problems), balancers, seeds=seeds, out=out, jobs=jobs, progress=progress,
                      **settings)

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import OptionError, PinnbalError
+from .errors import OptionError, PinnbalError, StorageError
 
 DEFAULTS_HELP = "(default: %(default)s)"
 
@@ -60,6 +60,12 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-every", type=int, default=d.eval_every, help=DEFAULTS_HELP)
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
                    help="steps between checkpoints in the run directory " + DEFAULTS_HELP)
+    p.add_argument("--dropout", type=float, default=d.dropout, help="dropout after each hidden activation, Adam "
+                   "phase only " + DEFAULTS_HELP)
+    p.add_argument("--early-stop", type=int, default=d.early_stop, help="stop after N evaluations without a better "
+                   "validation loss on held-out points; 0: never " + DEFAULTS_HELP)
+    p.add_argument("--holdout", type=float, default=d.holdout, help="fraction of Data observations kept out of "
+                   "training for validation " + DEFAULTS_HELP)
     p.add_argument("--weights", default="", help="initial/fixed term weights, e.g. pde=1,ic=100")
 
 
@@ -84,17 +90,50 @@ def build_parser() -> Parser:
 
     render = sub.add_parser("render", help="draw the figures of a run directory")
     render.add_argument("run_dir")
+    render.add_argument("--surface", action="store_true", help="also draw a 2D solution as a warped pyvista surface")
 
-    bench = sub.add_parser("bench", help="measure balancer overhead per step and the Jacobian strategies")
-    bench.add_argument("suite", choices=["speed"], help="what to measure")
-    bench.add_argument("--problem", default="problems/burgers.py", help=DEFAULTS_HELP)
-    bench.add_argument("--balancers", help="comma-separated balancer names (default: every registered one)")
-    bench.add_argument("--steps", type=int, default=200, help="Adam steps per balancer " + DEFAULTS_HELP)
-    bench.add_argument("--repeats", type=int, default=5, help="Jacobian timings to take the median of " + DEFAULTS_HELP)
-    bench.add_argument("--rounds", type=int, default=3, help="timings per balancer, the fastest kept " + DEFAULTS_HELP)
-    bench.add_argument("--width", type=int, default=32, help=DEFAULTS_HELP)
-    bench.add_argument("--depth", type=int, default=4, help=DEFAULTS_HELP)
-    bench.add_argument("--out", help="also write the Markdown report to this file")
+    bench = sub.add_parser("bench", help="benchmarks: balancer speed, accuracy on the benchmark problems, "
+                                         "pinnbal against DeepXDE")
+    suites = bench.add_subparsers(dest="suite", required=True, parser_class=Parser)
+    speed = suites.add_parser("speed", help="ms per step of every balancer against fixed; the Jacobian strategies")
+    speed.add_argument("--problem", default="problems/burgers.py", help=DEFAULTS_HELP)
+    speed.add_argument("--balancers", help="comma-separated balancer names (default: every registered one)")
+    speed.add_argument("--steps", type=int, default=200, help="Adam steps per balancer " + DEFAULTS_HELP)
+    speed.add_argument("--repeats", type=int, default=5, help="Jacobian timings to take the median of " + DEFAULTS_HELP)
+    speed.add_argument("--rounds", type=int, default=3, help="timings per balancer, the fastest kept " + DEFAULTS_HELP)
+    speed.add_argument("--width", type=int, default=32, help=DEFAULTS_HELP)
+    speed.add_argument("--depth", type=int, default=4, help=DEFAULTS_HELP)
+    speed.add_argument("--out", help="also write the Markdown report to this file")
+
+    dxde = suites.add_parser("deepxde", help="pinnbal and DeepXDE on the same Burgers setup (pip install "
+                                             "'pinnbal[bench]')")
+    dxde.add_argument("--problem", default="problems/burgers.py", help=DEFAULTS_HELP)
+    dxde.add_argument("--steps", type=int, default=200, help="Adam steps per code " + DEFAULTS_HELP)
+    dxde.add_argument("--lbfgs", type=int, default=0, help="L-BFGS iterations after Adam, for the final rel L2 "
+                      "column " + DEFAULTS_HELP)
+    dxde.add_argument("--rounds", type=int, default=3, help="timings per code, the fastest kept " + DEFAULTS_HELP)
+    dxde.add_argument("--threads", type=int, help="torch threads for both codes (default: this process's CPUs)")
+    dxde.add_argument("--lr", type=float, help="the constant Adam learning rate (default: pinnbal's)")
+    dxde.add_argument("--seed", type=int, default=0, help="seed of the points and initial weights " + DEFAULTS_HELP)
+    dxde.add_argument("--width", type=int, default=32, help=DEFAULTS_HELP)
+    dxde.add_argument("--depth", type=int, default=4, help=DEFAULTS_HELP)
+    dxde.add_argument("--out", help="also write the Markdown report to this file")
+
+    acc = suites.add_parser("accuracy", conflict_handler="resolve",
+                            help="the benchmark problems with every balancer asked for; our errors beside the "
+                                 "published ones")
+    acc.add_argument("--problems", help="comma-separated suite names or problem files (default: the whole suite: "
+                     "burgers, helmholtz2d, poisson1d, wave1d, klein_gordon, allen_cahn, advection, cavity, "
+                     "poisson3d, heat_inverse)")
+    add_train_options(acc)
+    acc.add_argument("--balancers", "--balancer", default="fixed,lra", help="balancer specs separated by commas "
+                     + DEFAULTS_HELP)
+    acc.add_argument("--seeds", type=int, default=3, help=DEFAULTS_HELP)
+    acc.add_argument("--jobs", type=int, help="parallel training processes (default: min(runs, CPUs))")
+    acc.add_argument("--runs", default="runs/bench-accuracy", help="sweep directory; re-running skips finished "
+                     "runs " + DEFAULTS_HELP)
+    acc.add_argument("--out", help="also write the Markdown report to this file")
+    acc.add_argument("--quiet", action="store_true", help="no progress bar")
 
     # compare: the training options of `run`, with --balancers in place of --balancer (conflict_handler
     # "resolve" lets --balancers take over the --balancer flag) and --seed as the first seed
@@ -114,7 +153,15 @@ def build_parser() -> Parser:
     compare.add_argument("--seeds", type=int, default=3, help="seeds per balancer " + DEFAULTS_HELP)
     compare.add_argument("--seed", type=int, default=0, help="first seed: the seeds are SEED .. SEED+SEEDS-1 "
                          + DEFAULTS_HELP)
-    compare.add_argument("--jobs", type=int, help="parallel training processes (default: min(runs, CPUs))")
+    compare.add_argument("--jobs", type=int, help="parallel training processes (default: min(runs, CPUs)); with "
+                         "--executor ray: runs in flight (default: what the cluster has room for)")
+    compare.add_argument("--executor", choices=["local", "ray"], default="local",
+                         help="local: processes on this machine; ray: one Ray task per run on a Ray cluster (pip "
+                              "install 'pinnbal[ray]'), every node seeing the problem files and the sweep directory "
+                              "at the same paths (a shared filesystem) " + DEFAULTS_HELP)
+    compare.add_argument("--ray-address", metavar="ADDRESS",
+                         help="with --executor ray: the cluster to join, 'auto' for the one running here, or "
+                              "HOST:PORT (default: start or attach a local Ray instance)")
     compare.add_argument("--out", help="sweep directory (default: runs/compare-<problem>[+<problem>...])")
     compare.add_argument("--target", type=float, default=1e-2, help="rel L2 error for the steps-to-target column "
                          + DEFAULTS_HELP)
@@ -142,7 +189,8 @@ def cmd_run(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{problem.name}-{balancer.name}-s{args.seed}"
     settings = {k: getattr(args, k) for k in (
         "steps", "lbfgs", "seed", "lr", "lr_decay", "lr_decay_every", "device", "dtype", "arch", "width", "depth",
-        "activation", "sampler", "resample_every", "jacobian", "log_every", "eval_every", "checkpoint_every")}
+        "activation", "sampler", "resample_every", "jacobian", "log_every", "eval_every", "checkpoint_every",
+        "dropout", "early_stop", "holdout")}
     settings["weights"] = parse_weights(args.weights)
     run = train(problem, balancer, out=out, force=args.force, progress=not args.quiet, render=not args.no_render,
                 problem_path=str(Path(args.problem).resolve()), **settings)
@@ -175,25 +223,70 @@ def cmd_balancers(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import speed_report
+    return {"speed": cmd_bench_speed, "deepxde": cmd_bench_deepxde, "accuracy": cmd_bench_accuracy}[args.suite](args)
+
+
+def bench_command(suite: str) -> str:
+    """The command line as typed (for the report's header), or its plain form when called from Python."""
+    import shlex
+
+    return "pinnbal " + shlex.join(sys.argv[1:]) if sys.argv[1:3] == ["bench", suite] else f"pinnbal bench {suite}"
+
+
+def write_report(report: str, out: str | None) -> int:
     from .rundir import atomic_write_bytes
+
+    print(report)
+    if out:
+        atomic_write_bytes(Path(out), report.encode())
+    return 0
+
+
+def cmd_bench_speed(args) -> int:
+    """``pinnbal bench speed``: ms per step of each balancer against ``fixed`` (:mod:`pinnbal.bench`)."""
+    from .bench import speed_report
 
     if min(args.steps, args.repeats, args.rounds) < 1:
         raise OptionError("bench: --steps, --repeats and --rounds must be >= 1")
     names = [n.strip() for n in args.balancers.split(",") if n.strip()] if args.balancers else None
-    command = "pinnbal " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "pinnbal bench speed"
-    report = speed_report(args.problem, names, args.steps, args.repeats, command,
+    report = speed_report(args.problem, names, args.steps, args.repeats, bench_command("speed"),
                           {"width": args.width, "depth": args.depth}, args.rounds)
-    print(report)
-    if args.out:
-        atomic_write_bytes(Path(args.out), report.encode())
-    return 0
+    return write_report(report, args.out)
+
+
+def cmd_bench_accuracy(args) -> int:
+    """``pinnbal bench accuracy``: the suite's problems, our errors beside the published (:mod:`pinnbal.bench_accuracy`)."""
+    from .bench_accuracy import accuracy_report
+    from .train import TrainConfig
+
+    if args.seeds < 1:
+        raise OptionError(f"--seeds {args.seeds}: need at least 1")
+    problems = [p.strip() for p in args.problems.split(",") if p.strip()] if args.problems else None
+    settings = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if k not in ("seed", "weights")}
+    settings["weights"] = parse_weights(args.weights)
+    report = accuracy_report(problems, [args.balancers], range(args.seed, args.seed + args.seeds), args.runs,
+                             bench_command("accuracy"), jobs=args.jobs, progress=not args.quiet, **settings)
+    return write_report(report, args.out)
+
+
+def cmd_bench_deepxde(args) -> int:
+    """``pinnbal bench deepxde``: pinnbal and DeepXDE on the same Burgers setup (:mod:`pinnbal.bench_deepxde`)."""
+    from .bench_deepxde import deepxde_report, import_deepxde
+    from .compare.sweep import available_cpus
+
+    import_deepxde()  # without DeepXDE: one line saying how to install it, before anything runs
+    settings = {"width": args.width, "depth": args.depth, "seed": args.seed}
+    if args.lr is not None:
+        settings["lr"] = args.lr
+    report = deepxde_report(args.problem, args.steps, args.lbfgs, args.threads or available_cpus(),
+                            bench_command("deepxde"), args.rounds, settings)
+    return write_report(report, args.out)
 
 
 def cmd_render(args) -> int:
     from .plots import render_run
 
-    for path in render_run(args.run_dir):
+    for path in render_run(args.run_dir, surface=args.surface):
         print(path)
     return 0
 
@@ -209,7 +302,8 @@ def cmd_compare(args) -> int:
     try:
         result = compare(args.problems, args.balancers or ["fixed,lra,relobralo"],
                          seeds=range(args.seed, args.seed + args.seeds), out=args.out, jobs=args.jobs,
-                         target=args.target, force=args.force, progress=not args.quiet, **settings)
+                         target=args.target, force=args.force, progress=not args.quiet, executor=args.executor,
+                         ray_address=args.ray_address, **settings)
     except KeyboardInterrupt:
         sys.stderr.write("pinnbal: compare stopped; finished runs are kept: run the same command again to "
                          "train the rest\n")
@@ -235,6 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:
         sys.stderr.write(f"pinnbal: {exc}\n")
         return 128 + (exc.signum or 2)
+    except StorageError as exc:  # the machine, not the input: exit 1
+        if args.debug:
+            raise
+        sys.stderr.write(f"pinnbal: error: {exc}\n")
+        return 1
     except PinnbalError as exc:
         if args.debug:
             raise

@@ -29,3 +29,18 @@ def test_report_has_a_row_per_problem_and_balancer_with_the_published_numbers(tm
                             "pinnbal bench accuracy (test)", jobs=1, progress=False, **TINY)
     assert [r.split("|")[3] for r in rows] == [r.split("|")[3] for r in again.splitlines()
                                                if r.startswith("| ") and "`" in r]
+
+
+def test_the_cli_writes_the_report_and_refuses_bad_input(tmp_path, capsys):
+    out = tmp_path / "accuracy.md"
+    assert main(["bench", "accuracy", "--problems", "poisson1d", "--balancers", "fixed", "--seeds", "1", "--steps",
+                 "2", "--lbfgs", "0", "--width", "8", "--depth", "1", "--jobs", "1", "--quiet",
+                 "--runs", str(tmp_path / "sweep"), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| `poisson1d` | `fixed` |" in text and "Command: `pinnbal bench accuracy" in text
+    capsys.readouterr()
+    assert main(["bench", "accuracy", "--problems", "nosuch", "--quiet"]) == 2
+    assert "no problem file" in capsys.readouterr().err
+    assert main(["bench", "accuracy", "--problems", "helmholtz2d", "--balancers", "causal", "--quiet",
+                 "--runs", str(tmp_path / "refused")]) == 2
+    assert "no coordinate 't'" in capsys.readouterr().err and not (tmp_path / "refused").exists()

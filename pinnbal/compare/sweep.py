@@ -31,7 +31,9 @@ Choices:
   :class:`concurrent.futures.ProcessPoolExecutor` runs them with nothing to
   install, no cluster to start, no object store and no extra process tree to
   clean up after Ctrl-C, and a failure is an ordinary exception.  Ray earns its
-  keep across machines, which is a separate executor (issue 6).  Workers use
+  keep across machines: ``executor="ray"`` (:mod:`~pinnbal.compare.ray_executor`)
+  runs the same :func:`train_job` as one Ray task per run, through the same
+  :func:`drive` loop, progress bar, ledger and summaries.  Workers use
   the ``spawn`` start method (no fork of a process that holds torch threads)
   and set ``torch.set_num_threads(cpus // jobs)`` before training: two
   processes with the default thread count each on two cores run many times
@@ -139,8 +141,12 @@ def seed_list(seeds: int | Iterable[int]) -> list[int]:
 
 
 def plan(problems: Sequence[str | Path], balancers: Iterable[str], seeds: int | Iterable[int],
-         out: str | Path | None, target: float, settings: dict[str, Any]) -> Sweep:
-    """Load every problem and balancer and check every option; write nothing."""
+         out: str | Path | None, target: float, settings: dict[str, Any], here: bool = True) -> Sweep:
+    """Load every problem and balancer and check every option; write nothing.
+
+    ``here=False`` (the runs train elsewhere, on a Ray cluster): a CUDA device
+    is not required on this machine; the executor checks the cluster instead.
+    """
     from ..balancers import TermInfo, make_balancer
     from ..loader import load_problem
     from ..train import TrainConfig, pick_device
@@ -156,7 +162,11 @@ def plan(problems: Sequence[str | Path], balancers: Iterable[str], seeds: int | 
                           f"fields except seed (use seeds=)")
     seeds = seed_list(seeds)
     config = TrainConfig(**settings, seed=seeds[0])
-    pick_device(config.device)
+    try:
+        pick_device(config.device)
+    except OptionError:
+        if here or not config.device.startswith("cuda"):
+            raise
     loaded: dict[str, Any] = {}
     paths: dict[str, str] = {}
     for given in problems:
@@ -170,6 +180,7 @@ def plan(problems: Sequence[str | Path], balancers: Iterable[str], seeds: int | 
     for spec in split_balancers(balancers):
         balancer = make_balancer(spec)
         for problem in loaded.values():
+            balancer.attach(problem)  # e.g. causal needs a time coordinate, rules a rule: refuse before any run
             balancer.init([TermInfo(t.name, t.kind, float(config.weights.get(t.name, t.weight)), int(t.points))
                            for t in problem.terms])
         entry = Entry(spec, balancer.spec, balancer.name, folder_name(spec))
@@ -259,10 +270,10 @@ def worker_init(threads: int) -> None:
 class Progress:
     """One bar over finished runs; the postfix shows the last result and the failures so far."""
 
-    def __init__(self, total: int, done: int, jobs: int, enabled: bool):
+    def __init__(self, total: int, done: int, jobs: int, enabled: bool, where: str = ""):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, initial=done, unit="run", desc=f"compare ({jobs} job{'s' * (jobs > 1)})",
+        self.bar = tqdm(total=total, initial=done, unit="run", desc=f"compare{where} ({jobs} job{'s' * (jobs > 1)})",
                         disable=not enabled, dynamic_ncols=True, leave=True)
         self.failures = 0
 
@@ -293,28 +304,78 @@ class Ledger:
         except (OSError, ValueError, KeyError, TypeError):
             self.runs = {}
 
-    def add(self, outcome: Outcome, jobs: int) -> None:
+    def add(self, outcome: Outcome, jobs: int, cluster: dict[str, int] | None = None) -> None:
+        """Record how ``outcome``'s run was trained; ``cluster`` (Ray): the cluster's ``cpus`` and ``gpus``."""
         from ..rundir import write_json
 
-        self.runs[outcome.job.label] = {"jobs": jobs, "threads": outcome.threads, "cpus": available_cpus()}
+        how = {"jobs": jobs, "threads": outcome.threads, "cpus": available_cpus()}
+        if cluster is not None:
+            how |= {"executor": "ray", **cluster}
+        self.runs[outcome.job.label] = how
         write_json(self.path, {"runs": self.runs})
 
     def describe(self, jobs: list[Job]) -> str:
         counts: dict[str, int] = {}
         for job in jobs:
             how = self.runs.get(job.label)
+            where = f"{how['cpus']} CPUs" if how is not None else ""
+            if how is not None and how.get("executor") == "ray":
+                where = f"a Ray cluster of {where}" + (f" and {how['gpus']} GPUs" if how.get("gpus") else "")
             key = ("conditions not recorded" if how is None else f"{how['jobs']} parallel job{'s' * (how['jobs'] > 1)}"
-                   f" × {how['threads']} torch thread{'s' * (how['threads'] > 1)} on {how['cpus']} CPUs")
+                   f" × {how['threads']} torch thread{'s' * (how['threads'] > 1)} on {where}")
             counts[key] = counts.get(key, 0) + 1
         return "; ".join(f"{n} run{'s' * (n > 1)}: {key}" for key, n in counts.items())
 
 
+def drive(todo: list[Job], jobs: int, submit, wait_any, collect, report, stop_on_crash: bool = True,
+          cancel=None) -> list[Outcome]:
+    """Train ``todo`` on an executor with at most ``jobs`` runs in flight; report each run as it ends.
+
+    The loop shared by the process pool and the Ray executor: ``submit(job)``
+    starts a run and returns a handle, ``wait_any(handles)`` returns the
+    handles that have finished (at least one), ``collect(handle)`` its
+    :class:`Outcome`, raising when the worker itself died.  Handing out runs
+    one by one keeps queued runs from starting after Ctrl-C (the runs in
+    flight checkpoint and stop: the workers get the signal too, or
+    ``cancel(handles)`` passes it on) and after a dead worker when
+    ``stop_on_crash`` (a broken process pool).  Raises KeyboardInterrupt after
+    an interrupted run.
+    """
+    outcomes: list[Outcome] = []
+    queue, running, stop = iter(todo), {}, False
+    try:
+        for job in itertools.islice(queue, jobs):
+            running[submit(job)] = job
+        while running:
+            for handle in wait_any(list(running)):
+                job = running.pop(handle)
+                try:
+                    outcome = collect(handle)
+                    outcome.job = job  # the job as this process knows it (a remote one may hold resolved paths)
+                except Exception as exc:  # the worker died (out of memory, killed, a lost node)
+                    outcome = Outcome(job, "failed", None, f"worker died: {type(exc).__name__}: {exc}")
+                    stop = stop or stop_on_crash
+                stop = stop or outcome.status == "interrupted"
+                outcomes.append(outcome)
+                report(outcome)
+                following = None if stop else next(queue, None)
+                if following is not None:
+                    running[submit(following)] = following
+    except KeyboardInterrupt:
+        if cancel is not None and running:
+            cancel(list(running))
+        raise
+    if any(o.status == "interrupted" for o in outcomes):
+        raise KeyboardInterrupt
+    return outcomes
+
+
 def execute(todo: list[Job], settings: dict[str, Any], jobs: int, threads: int, report) -> list[Outcome]:
     """Train ``todo``: in this process for one job, else in ``jobs`` spawned workers."""
-    outcomes: list[Outcome] = []
     if jobs == 1:
         import torch
 
+        outcomes: list[Outcome] = []
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
@@ -326,58 +387,69 @@ def execute(todo: list[Job], settings: dict[str, Any], jobs: int, threads: int, 
         finally:
             torch.set_num_threads(before)
         return outcomes
-    # At most `jobs` runs are submitted at a time, so that after Ctrl-C (which the workers get too: their
-    # runs checkpoint and stop) no queued run starts; leaving the block waits for the workers.
-    queue, running, broken = iter(todo), {}, False
+    # leaving the block waits for the workers (after Ctrl-C their runs checkpoint and stop)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_init, initargs=(threads,)) as pool:
-        for job in itertools.islice(queue, jobs):
-            running[pool.submit(train_job, job, settings)] = job
-        while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                job = running.pop(future)
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # a worker process died (out of memory, killed): the pool is broken
-                    outcome = Outcome(job, "failed", None, f"worker died: {type(exc).__name__}: {exc}")
-                    broken = True
-                outcomes.append(outcome)
-                report(outcome)
-                following = None if broken or outcome.status == "interrupted" else next(queue, None)
-                if following is not None:
-                    running[pool.submit(train_job, following, settings)] = following
-    if any(o.status == "interrupted" for o in outcomes):
-        raise KeyboardInterrupt
-    return outcomes
+        return drive(todo, jobs, lambda job: pool.submit(train_job, job, settings),
+                     lambda futures: wait(futures, return_when=FIRST_COMPLETED)[0],
+                     lambda future: future.result(), report)
 
 
 def compare(problems: Sequence[str | Path], balancers: Iterable[str] = ("fixed", "lra", "relobralo"), *,
             seeds: int | Iterable[int] = 3, out: str | Path | None = None, jobs: int | None = None,
-            target: float = 1e-2, force: bool = False, progress: bool = True, **settings: Any) -> Comparison:
+            target: float = 1e-2, force: bool = False, progress: bool = True, executor: str = "local",
+            ray_address: str | None = None, **settings: Any) -> Comparison:
     """Train every (problem, balancer, seed) and write the summaries and figures (see the module docstring).
 
     ``settings`` are :class:`~pinnbal.train.TrainConfig` fields other than
-    ``seed``.  Bad input raises :class:`~pinnbal.errors.PinnbalError` before
-    anything is written.
+    ``seed``.  ``executor``: ``"local"`` (processes on this machine) or
+    ``"ray"`` (one Ray task per run, :mod:`~pinnbal.compare.ray_executor`, on
+    the cluster at ``ray_address``: ``None`` starts or attaches a local
+    instance, ``"auto"`` joins the running cluster); ``jobs`` then caps the
+    runs in flight.  Bad input raises :class:`~pinnbal.errors.PinnbalError`
+    before anything is written.
     """
-    sweep = plan(problems, balancers, seeds, out, target, settings)
+    if executor not in ("local", "ray"):
+        raise OptionError(f"--executor {executor}: choose local or ray")
+    if ray_address is not None and executor != "ray":
+        raise OptionError("--ray-address: only with --executor ray")
+    if executor == "ray":
+        from .ray_executor import require_ray
+
+        require_ray()  # before anything else: without Ray, one line saying how to install it
+    sweep = plan(problems, balancers, seeds, out, target, settings, here=executor == "local")
     if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
         raise OptionError(f"--jobs {jobs}: need an integer >= 1")
     todo, done = pending(sweep, force)
+    if executor == "ray":
+        from .ray_executor import run_sweep_on_ray
+
+        return run_sweep_on_ray(sweep, todo, done, jobs, ray_address, progress)
     cpus = available_cpus()
     n_jobs = max(1, min(jobs or cpus, len(todo) or 1))
     threads = max(1, cpus // n_jobs)
-    bar = Progress(len(todo) + len(done), len(done), n_jobs, progress and bool(todo))
+    return run_sweep(sweep, todo, done, n_jobs, threads, progress,
+                     lambda report: execute(todo, sweep.settings, n_jobs, threads, report))
+
+
+def run_sweep(sweep: Sweep, todo: list[Job], done: list[Job], jobs: int, threads: int, progress: bool, execute_with,
+              where: str = "", cluster: dict[str, int] | None = None) -> Comparison:
+    """What every executor shares around its runs: the progress bar, the ledger, the summaries.
+
+    ``execute_with(report)`` trains ``todo`` and calls ``report(outcome)`` as
+    each run ends; ``where`` goes in the bar's title and ``cluster`` (a Ray
+    cluster's ``cpus`` and ``gpus``) in the ledger.
+    """
+    bar = Progress(len(todo) + len(done), len(done), jobs, progress and bool(todo), where)
     ledger = Ledger(sweep.out)
 
     def report(outcome: Outcome) -> None:
         bar(outcome)
-        ledger.add(outcome, n_jobs)
+        ledger.add(outcome, jobs, cluster)
 
     try:
-        outcomes = execute(todo, sweep.settings, n_jobs, threads, report)
+        outcomes = execute_with(report)
     finally:
         bar.close()
     summary, tables = write_summaries(sweep, ledger)
-    return Comparison(sweep, summary, tables, outcomes, done, n_jobs, threads)
+    return Comparison(sweep, summary, tables, outcomes, done, jobs, threads)
