@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -23,12 +24,23 @@ SAMPLERS = ("uniform", "sobol", "lhs")
 
 
 class Box:
-    """Axis-aligned box ``Box(x=(-1, 1), t=(0, 1))``; keyword order = column order."""
+    """Axis-aligned box ``Box(x=(-1, 1), t=(0, 1))``; keyword order = column order.
 
-    def __init__(self, **bounds: tuple[float, float]):
+    ``periodic="x"`` (or a list of names): the solution is periodic in x with
+    period hi − lo.  The network then sees (cos πx̂, sin πx̂) instead of the
+    scaled coordinate x̂ ∈ [−1, 1], so the prediction and every derivative
+    match at both ends exactly, with no loss term (the Fourier input map of
+    Dong & Ni 2021, used by jaxpi).
+    """
+
+    def __init__(self, periodic: str | Sequence[str] = (), **bounds: tuple[float, float]):
         if not bounds:
             raise ProblemError("Box() needs at least one coordinate, e.g. Box(x=(0.0, 1.0))")
         self.names = list(bounds)
+        self.periodic = [periodic] if isinstance(periodic, str) else list(periodic)
+        unknown = [n for n in self.periodic if n not in self.names]
+        if unknown:
+            raise ProblemError(f"Box: periodic={unknown[0]!r} is not a coordinate; coordinates are {self.names}")
         lows, highs = [], []
         for name, span in bounds.items():
             try:
@@ -50,6 +62,11 @@ class Box:
     def dim(self) -> int:
         return len(self.names)
 
+    @property
+    def features(self) -> int:
+        """The network's input width: one per coordinate, two (cos, sin) per periodic one."""
+        return self.dim + len(self.periodic)
+
     def index(self, name: str) -> int:
         if name not in self.names:
             raise ProblemError(f"{name!r} is not a coordinate of the box; coordinates are {self.names}")
@@ -57,7 +74,7 @@ class Box:
 
     def __repr__(self) -> str:
         spans = ", ".join(f"{n}=({lo:g}, {hi:g})" for n, lo, hi in zip(self.names, self.low, self.high))
-        return f"Box({spans})"
+        return f"Box({spans}" + (f", periodic={self.periodic}" if self.periodic else "") + ")"
 
     def sample(self, n: int, rng: np.random.Generator, method: str = "uniform") -> np.ndarray:
         """``n`` points in the interior, shape (n, dim)."""

@@ -118,7 +118,8 @@ def build_network(n_in: int, n_out: int, arch: str = "mlp", width: int = 64, dep
 
 
 class PINNModel(nn.Module):
-    """Coordinates (N, d) → outputs (N, m): scale box to [−1, 1], network, transform."""
+    """Coordinates (N, d) → outputs (N, m): scale box to [−1, 1] (periodic coordinates to their
+    cos/sin pair), network, transform."""
 
     def __init__(self, problem, network: nn.Module):
         super().__init__()
@@ -127,13 +128,25 @@ class PINNModel(nn.Module):
         high = torch.as_tensor(np.asarray(problem.domain.high), dtype=torch.float32)
         self.register_buffer("center", (high + low) / 2)
         self.register_buffer("half_width", (high - low) / 2)
+        self.periodic = [problem.domain.names.index(n) for n in problem.domain.periodic]
         self.network = network
         self.unknowns = nn.ParameterDict(
             {k: nn.Parameter(torch.tensor(float(v))) for k, v in problem.unknowns.items()}
         )
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Coordinates scaled to [−1, 1]; a periodic coordinate x̂ becomes (cos πx̂, sin πx̂)."""
+        z = (x - self.center) / self.half_width
+        if not self.periodic:
+            return z
+        columns = []
+        for i in range(z.shape[1]):
+            zi = z[:, i: i + 1]
+            columns += [torch.cos(math.pi * zi), torch.sin(math.pi * zi)] if i in self.periodic else [zi]
+        return torch.cat(columns, dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        u = self.network((x - self.center) / self.half_width)
+        u = self.network(self.features(x))
         if self.problem.transform is not None:
             p = Points(x, self.problem.domain.names, [], None, dict(self.unknowns), where="transform")
             u = self.problem.transform(p, u)

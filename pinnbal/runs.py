@@ -34,7 +34,7 @@ class SavedRun:
             raise PinnbalError(f"{self.path}: its problem file {problem_path!r} is gone; the model cannot be rebuilt")
         problem = load_problem(problem_path)
         train = self.config["train"]
-        network = build_network(problem.domain.dim, len(problem.outputs), train["arch"], train["width"],
+        network = build_network(problem.domain.features, len(problem.outputs), train["arch"], train["width"],
                                 train["depth"], train["activation"], dropout=train.get("dropout", 0.0))
         model = PINNModel(problem, network)
         state = load_state(self.path / "model.pt")

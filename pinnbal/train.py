@@ -155,7 +155,7 @@ class Trainer:
         self.device = pick_device(config.device)
         self.dtype = DTYPES[config.dtype]
         torch.manual_seed(config.seed)
-        network = build_network(problem.domain.dim, len(problem.outputs), config.arch, config.width,
+        network = build_network(problem.domain.features, len(problem.outputs), config.arch, config.width,
                                 config.depth, config.activation, dropout=config.dropout)
         self.model = PINNModel(problem, network).to(device=self.device, dtype=self.dtype)
         self.params = [p for p in self.model.parameters() if p.requires_grad]

@@ -63,3 +63,27 @@ def test_face_not_on_box_and_unknown_coordinate():
 def test_empty_or_bad_box_is_refused(span):
     with pytest.raises(pb.ProblemError, match="x"):
         pb.Box(x=span)
+
+
+def test_a_periodic_coordinate_makes_the_model_and_its_derivatives_periodic():
+    import math
+
+    import torch
+
+    from pinnbal.nets import PINNModel, build_network
+
+    problem = pb.Problem("ring", pb.Box(x=(0.0, 2 * math.pi), t=(0.0, 1.0), periodic="x"), ["u"],
+                         [pb.Residual("pde", lambda p: p.u_t + p.u_x, points=8)])
+    assert problem.domain.features == 3
+    torch.manual_seed(0)
+    model = PINNModel(problem, build_network(problem.domain.features, 1, width=8, depth=2)).double()
+    t = torch.rand(5, 1, dtype=torch.float64)
+    ends = [torch.cat([torch.full_like(t, x), t], 1).requires_grad_(True) for x in (0.0, 2 * math.pi)]
+    values = [model.points(e, where="test") for e in ends]
+    for name in ("u", "u_x", "u_xx", "u_t"):
+        assert torch.allclose(getattr(values[0], name), getattr(values[1], name), atol=1e-12), name
+
+
+def test_periodic_names_must_be_coordinates():
+    with pytest.raises(pb.ProblemError, match="periodic='y' is not a coordinate"):
+        pb.Box(x=(0.0, 1.0), periodic="y")
