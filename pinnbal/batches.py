@@ -9,6 +9,7 @@ weights) instead of the plain mean.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +73,19 @@ class Batches:
         chosen = pool[select(np.concatenate(ell), len(x), self.rng)]
         xt = torch.as_tensor(chosen, dtype=self.dtype, device=self.device).requires_grad_(term.needs_derivatives)
         self.items[k] = (term, xt, values)
+
+    def leaves(self, n: int | None = None) -> "Batches":
+        """A view of these batches (the first ``n`` points of each, or all) as new autograd leaves.
+
+        Derivatives taken on it (p.u_x) are partial derivatives at fixed parameters even when the
+        parameters are themselves functions of the original points (a look-ahead θ'(x)), and its graph
+        is its own.
+        """
+        view = copy.copy(self)
+        view.items = [(t, None, None) if x is None else
+                      (t, x[:n].detach().clone().requires_grad_(x.requires_grad), None if v is None else v[:n])
+                      for t, x, v in self.items]
+        return view
 
     @property
     def points(self) -> list[torch.Tensor | None]:

@@ -44,13 +44,13 @@ class TrainingContext:
         self.terms = trainer.problem.terms
         self.train = trainer.batches
         self.validation = trainer.validation
-        self._optimizer = trainer.adam
+        self.optimizer = trainer.adam  # the live Adam optimiser (its moments seed an Adam-like unroll)
         self._module = _Evaluate(trainer.model)
 
     @property
     def lr(self) -> float:
         """The optimiser's current learning rate (the natural inner step size of a look-ahead)."""
-        return float(self._optimizer.param_groups[0]["lr"])
+        return float(self.optimizer.param_groups[0]["lr"])
 
     def parameters(self) -> dict[str, torch.Tensor]:
         """The model's trainable parameters by name: the live tensors."""
@@ -60,11 +60,19 @@ class TrainingContext:
         """Residuals, pointwise losses and plain term losses on ``part`` ("train" or "validation").
 
         With ``params`` (name → tensor, e.g. a look-ahead θ'), the model runs
-        with those in place of its own, differentiably.
+        with those in place of its own, differentiably, on fresh coordinate
+        leaves (θ' may itself depend on the training points through its inner
+        gradients; derivatives in x must be partial at fixed θ') and without
+        dropout (a meta-gradient should not be noisy).
         """
         if part not in ("train", "validation"):
             raise ValueError(f"part={part!r}; choose train or validation")
         batches = self.train if part == "train" else self.validation
         if params is None:
             return evaluate_terms(self.model, batches)
-        return functional_call(self._module, {f"model.{k}": v for k, v in params.items()}, (batches,))
+        mode = self.model.training
+        self.model.eval()
+        try:
+            return functional_call(self._module, {f"model.{k}": v for k, v in params.items()}, (batches.leaves(),))
+        finally:
+            self.model.train(mode)

@@ -210,11 +210,7 @@ class Trainer:
 
     def _probe_batches(self, n: int = 8) -> Batches:
         """The first ``n`` points of each term's batch, as fresh leaves (their own small graph)."""
-        probe = Batches.__new__(Batches)
-        probe.items = [(t, None, None) if x is None else
-                       (t, x[:n].detach().clone().requires_grad_(x.requires_grad), None if v is None else v[:n])
-                       for t, x, v in self.batches.items]
-        return probe
+        return self.batches.leaves(n)
 
     def ntk_traces(self, points: int) -> torch.Tensor:
         """NTK trace estimates from the first ``points`` points of each batch, on a graph of their own.

@@ -161,6 +161,7 @@ def test_composition_multiplies_point_weights_and_lets_the_term_method_set_term_
 @pytest.mark.parametrize("spec, fragment", [
     ("lra+relobralo", "at most one term-level"), ("lra+fixed+rba", "at most one term-level"),
     ("rba+rba", "at most once"), ("lra+rba:eta=oops", "eta='oops'"),
+    ("meta:param=poly+rba", "reshapes the pointwise loss"),
 ])
 def test_bad_compositions_are_refused_clearly(spec, fragment):
     with pytest.raises(OptionError, match=fragment):

@@ -20,7 +20,8 @@ import pytest
 from conftest import PNG_MAGIC, CliResult, problem_source
 from pinnbal.compare import (FIGURES, compare, folder_name, on_grid, ranks, split_balancers, steps_to)
 from pinnbal.errors import OptionError
-from pinnbal.rundir import read_csv
+from pinnbal.rundir import load_state, read_csv, save_state
+from pinnbal.train import CHECKPOINT
 
 TINY = ["--steps", "5", "--lbfgs", "0", "--width", "8", "--depth", "1", "--quiet"]
 SETTINGS = {"steps": 5, "lbfgs": 0, "width": 8, "depth": 1}
@@ -166,7 +167,8 @@ def test_figures_are_pngs(sweep):
 
 def test_rerun_skips_finished_runs_and_trains_unfinished_ones(cli, tiny_problem, tmp_path):
     out = tmp_path / "sweep"
-    args = ["compare", tiny_problem, "--balancers", "fixed,lra", "--seeds", "2", "--jobs", "1", *TINY, "--out", out]
+    args = ["compare", tiny_problem, "--balancers", "fixed,lra", "--seeds", "2", "--jobs", "1", *TINY, "--out", out,
+            "--checkpoint-every", "1", "--log-every", "1"]
     assert cli(*args).rc == 0
     before = mtimes(out)
     assert len(before) == 4
@@ -183,6 +185,18 @@ def test_rerun_skips_finished_runs_and_trains_unfinished_ones(cli, tiny_problem,
     assert after["tiny/fixed-s1/metrics.json"] != before["tiny/fixed-s1/metrics.json"]
     assert all(metrics_of(out / "tiny" / run)["status"] == "completed" for run in ("lra-s1", "fixed-s1"))
     assert "4 runs: 1 parallel job" in (out / "tiny" / "summary.md").read_text()
+
+    # an interrupted run that left a checkpoint is continued from it, not trained again from step 0
+    cut = out / "tiny" / "lra-s0"
+    first_rows = read_csv(cut / "history.csv")[:3]
+    (cut / "metrics.json").write_text(json.dumps(dict(metrics_of(cut), status="interrupted")))
+    saved = load_state(cut / CHECKPOINT)
+    saved["history"], saved["counters"]["next_step"] = saved["history"][:3], 3  # as if stopped after step 2
+    save_state(cut / CHECKPOINT, saved)
+    assert cli(*args).rc == 0
+    resumed = read_csv(cut / "history.csv")
+    assert resumed[:3] == first_rows and [r["step"] for r in resumed] == [0, 1, 2, 3, 4]  # kept rows: not retrained
+    assert metrics_of(cut)["status"] == "completed" and metrics_of(cut)["steps"] == 5
 
     # a diverged run is a result: kept, and counted as failed
     diverged = out / "tiny" / "lra-s0" / "metrics.json"

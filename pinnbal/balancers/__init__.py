@@ -23,7 +23,9 @@ from .fixed import Fixed
 from .gradnorm import GradNorm
 from .gradnorm_eq import GradNormEq
 from .gradscale import GradScale
+from .learned import Learned
 from .lra import LRA
+from .meta import Meta
 from .ntk import NTK
 from .performance import Performance
 from .pointwise import RAR, RBA, SA, Causal
@@ -37,7 +39,7 @@ from .uncertainty import Uncertainty
 
 BALANCERS: dict[str, type[Balancer]] = {cls.name: cls for cls in (
     Fixed, Schedule, Performance, DWA, SoftAdapt, ReLoBRaLo, ResNorm, RLW, Uncertainty, Bayes,
-    LRA, GradScale, GradNormEq, GradNorm, NTK, *AGGREGATORS, Rules, RBA, SA, Causal, RAR,
+    LRA, GradScale, GradNormEq, GradNorm, NTK, *AGGREGATORS, Rules, RBA, SA, Causal, RAR, Learned, Meta,
 )}
 
 

@@ -73,6 +73,11 @@ class Balancer:
     logged_state: ClassVar[tuple[str, ...]] = ()
     #: True for the per-point schemes (rba, sa, causal, rar), which combine with a term-level method
     point_scheme: ClassVar[bool] = False
+
+    @property
+    def shapes_loss(self) -> bool:
+        """True when :meth:`losses` is more than a mean of the pointwise loss (e.g. meta's poly/net)."""
+        return False
     #: option name -> default; the type of the default is the option's type
     options: ClassVar[dict[str, Any]] = {"every": 1, "alpha": 0.0, "min": 1e-3, "max": 1e3}
 

@@ -41,6 +41,9 @@ class Composite(Balancer):
         if len(set(names)) < len(names) or sum(p.name == "rar" for p in points) > 1:
             raise OptionError(f"balancer {'+'.join(p.name for p in parts)!r}: each per-point scheme at most once")
         self.term = terms[0] if terms else Fixed()
+        if self.term.shapes_loss:
+            raise OptionError(f"balancer {self.term.spec!r} reshapes the pointwise loss itself; it does not combine "
+                              f"with per-point schemes ({', '.join(p.name for p in points)})")
         self.points = points
         self.parts = [self.term, *points]
         self.opts = self.term.opts  # the engine reads e.g. params= and points= from the term-level part

@@ -64,6 +64,7 @@ class Job:
     entry: Entry
     seed: int
     out: Path
+    resume: bool = False  # an interrupted run with a checkpoint and this sweep's settings: continue it
 
     @property
     def label(self) -> str:

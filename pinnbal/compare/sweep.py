@@ -63,7 +63,7 @@ import re
 import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -196,11 +196,18 @@ def plan(problems: Sequence[str | Path], balancers: Iterable[str], seeds: int | 
 
 
 def pending(sweep: Sweep, force: bool) -> tuple[list[Job], list[Job]]:
-    """(runs to train, finished runs to keep); a finished run with other settings is an error unless ``force``."""
+    """(runs to train, finished runs to keep); a finished run with other settings is an error unless ``force``.
+
+    An interrupted run with a checkpoint and this sweep's settings is continued, not started again.
+    """
+    from ..train import CHECKPOINT
+
     todo, done = [], []
     for job in sweep.jobs:
         status, difference = saved_state(job, sweep)
-        if force or status not in FINAL:
+        if not force and status == "interrupted" and difference is None and (job.out / CHECKPOINT).is_file():
+            todo.append(replace(job, resume=True))  # continue it from its checkpoint
+        elif force or status not in FINAL:
             todo.append(job)
         elif difference is None:
             done.append(job)
@@ -224,14 +231,17 @@ def train_job(job: Job, settings: dict[str, Any]) -> Outcome:
     """Train one run into its directory (in a worker or in this process); never raises for a run's failure."""
     import torch
 
-    from ..train import train
+    from ..train import resume, train
 
     if SIGNALLED:  # a worker told to stop before this run began: leave it for the next invocation
         return Outcome(job, "interrupted", None, "interrupted before it started", torch.get_num_threads())
     started = time.time()
     try:
-        run = train(job.problem_path, job.entry.spec, out=job.out, force=True, seed=job.seed, progress=False,
-                    render=True, **settings)
+        if job.resume:
+            run = resume(job.out, render=True)
+        else:
+            run = train(job.problem_path, job.entry.spec, out=job.out, force=True, seed=job.seed, progress=False,
+                        render=True, **settings)
     except PinnbalError as exc:  # interrupted, diverged (this run's metrics.json says so), a locked directory
         if getattr(exc, "signum", None) is not None:
             status = "interrupted"
