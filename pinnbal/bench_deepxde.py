@@ -200,7 +200,7 @@ def check_same_residual(dde, trainer: Trainer, model) -> None:
     dde.grad.clear()
     if not torch.allclose(ours, theirs, rtol=1e-3, atol=1e-5):
         raise OptionError(f"--problem: its residual is not u_t + u u_x - nu u_xx with nu = 0.01/pi, the Burgers "
-                          f"equation of problems/burgers.py that the DeepXDE side solves")
+                          "equation of problems/burgers.py that the DeepXDE side solves")
 
 
 def rel_l2(prediction: np.ndarray, reference: np.ndarray | None) -> float | None:

@@ -196,6 +196,26 @@ def adam_step(phi: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], m: d
     return new_phi, new_m, new_v
 
 
+def adam_update(state: dict, names: list[str], grads, *, lr: float, reg: float, phi0: dict[str, torch.Tensor],
+                project: Callable[[dict], dict] = lambda phi: phi) -> bool:
+    """One :func:`adam_step` on the φ tensors ``state[name]`` (moments ``m_<name>``, ``v_<name>``, step
+    count ``adam_t``), projected by ``project`` and written into ``state``.
+
+    Returns False, leaving ``state`` untouched, if anything came out non-finite.
+    """
+    t = int(state["adam_t"]) + 1
+    new, m, v = adam_step({n: state[n] for n in names}, dict(zip(names, grads)),
+                          {n: state[f"m_{n}"] for n in names}, {n: state[f"v_{n}"] for n in names}, t,
+                          lr=lr, reg=reg, phi0=phi0)
+    new = project(new)
+    if not all_finite(*new.values(), *m.values(), *v.values()):
+        return False
+    for n in names:
+        state[n], state[f"m_{n}"], state[f"v_{n}"] = new[n], m[n], v[n]
+    state["adam_t"] = torch.tensor(t, dtype=torch.int64)
+    return True
+
+
 def all_finite(*tensors) -> bool:
     return all(bool(torch.isfinite(x).all()) for x in tensors)
 

@@ -46,7 +46,7 @@ import math
 import torch
 
 from ..errors import OptionError
-from ..meta import TINY, adam_step, all_finite, clip_grads, meta_gradient, selection, validation_scale
+from ..meta import TINY, adam_update, all_finite, clip_grads, meta_gradient, selection, validation_scale
 from .base import Balancer
 
 F64 = torch.float64
@@ -138,14 +138,7 @@ class Learned(Balancer):
             return state["weights"]
         state["dval_dw"] = dval_dw.double().cpu()
         grads, _ = clip_grads(grads, o["clip"])
-        t = int(state["adam_t"]) + 1
-        new, m, v = adam_step({n: state[n] for n in NAMES}, dict(zip(NAMES, grads)),
-                              {n: state[f"m_{n}"] for n in NAMES}, {n: state[f"v_{n}"] for n in NAMES}, t,
-                              lr=o["meta_lr"], reg=o["reg"], phi0=self.phi_init(K))
-        if not all_finite(*new.values(), *m.values(), *v.values()):
+        if not adam_update(state, NAMES, grads, lr=o["meta_lr"], reg=o["reg"], phi0=self.phi_init(K)):
             state["skipped"] = state["skipped"] + 1
             return state["weights"]
-        for n in NAMES:
-            state[n], state[f"m_{n}"], state[f"v_{n}"] = new[n], m[n], v[n]
-        state["adam_t"] = torch.tensor(t, dtype=torch.int64)
-        return self.weights_of(new, x, initial)
+        return self.weights_of({n: state[n] for n in NAMES}, x, initial)

@@ -72,7 +72,8 @@ import math
 import torch
 
 from ..errors import OptionError
-from ..meta import TINY, adam_moments, adam_step, all_finite, clip_grads, meta_gradient, selection, validation_scale
+from ..meta import (TINY, adam_moments, adam_update, all_finite, clip_grads, meta_gradient, selection,
+                    validation_scale)
 from .base import Balancer
 
 F64 = torch.float64
@@ -293,17 +294,10 @@ class Meta(Balancer):
             state["skipped"] = state["skipped"] + 1
             return state["weights"]
         grads, _ = clip_grads(grads, o["clip"])
-        t = int(state["adam_t"]) + 1
-        new, m, v = adam_step({n: state[n] for n in names}, dict(zip(names, grads)),
-                              {n: state[f"m_{n}"] for n in names}, {n: state[f"v_{n}"] for n in names}, t,
-                              lr=o["meta_lr"], reg=o["reg"], phi0=self.phi_init(K))
-        new = self.project(new)
-        if not all_finite(*new.values(), *m.values(), *v.values()):
+        if not adam_update(state, names, grads, lr=o["meta_lr"], reg=o["reg"], phi0=self.phi_init(K),
+                           project=self.project):
             state["skipped"] = state["skipped"] + 1
             return state["weights"]
-        for n in names:
-            state[n], state[f"m_{n}"], state[f"v_{n}"] = new[n], m[n], v[n]
-        state["adam_t"] = torch.tensor(t, dtype=torch.int64)
         state["outer"] = state["outer"] + 1
         return self.finish(stats, state, has_points)
 
