@@ -68,7 +68,7 @@ class JacobianEngine:
             return jacobian_loop(losses, params, retain_graph)
         return self._measure_and_pick(losses, params, retain_graph)
 
-    def _measure_and_pick(self, losses, params, retain_graph: bool) -> torch.Tensor:
+    def _measure_and_pick(self, losses, params, retain_graph: bool = False) -> torch.Tensor:
         # batched, loop, batched: the second batched call is past vmap's warm-up.
         plan = (("batched", jacobian_batched), ("loop", jacobian_loop), ("batched", jacobian_batched))
         for i, (name, fn) in enumerate(plan):

@@ -94,8 +94,8 @@ def test_gradnorm_gives_the_slower_learning_term_the_larger_weight(slow):
 def test_gradnorm_options_and_defaults():
     b = GradNorm(asymmetry="1.5", lr="0.05", every="2")
     assert b.opts == {"asymmetry": 1.5, "lr": 0.05, "space": "log", "every": 2, "alpha": 0.0, "min": 1e-3,
-                      "max": 1e3}
-    for bad in ({"asymmetry": "-1"}, {"lr": "0"}, {"space": "cubic"}):
+                      "max": 1e3, "params": "all"}
+    for bad in ({"asymmetry": "-1"}, {"lr": "0"}, {"space": "cubic"}, {"params": "first"}):
         with pytest.raises(OptionError):
             GradNorm(**bad)
     with pytest.raises(OptionError, match="eps"):
