@@ -31,6 +31,10 @@ IMAGES = {
                                   "fixed_vs_lra.png"],
     "03_poisson3d_pyvista": ["losses.png", "solution.png", "scene.png"],
     "04_inverse_coefficient": ["losses.png", "solution.png", "snapshots.png", "kappa.png"],
+    "05_causal_time_dependent": ["gradnorm-eq-losses.png", "gradnorm-eq-snapshots.png", "causal-losses.png",
+                                 "causal-snapshots.png", "comparison.png", "error_vs_time.png", "causal_weights.png"],
+    "06_compare_balancers": ["error_vs_step.png", "weights.png", "final_error.png", "error_maps.png"],
+    "07_meta_loss_tuning": ["noisy.png", "phi.png", "helmholtz-error_vs_step.png"],  # results.md: under --runs
 }
 
 
@@ -91,3 +95,16 @@ def test_readme_shows_every_committed_image_with_its_command():
         assert_image(GALLERY / path)
     committed = sorted(str(p.relative_to(GALLERY)) for p in (GALLERY / "images").glob("*/*.png"))
     assert sorted(set(shown)) == committed  # no image left out, none missing
+
+
+def test_meta_script_prints_its_tables_and_writes_results_md(quick_runs):
+    """07 measures rather than draws: every balancer of its tables appears, and results.md (under --runs with
+    --quick, so the images folder holds images only) has all three tables."""
+    result, out = quick_runs["07_meta_loss_tuning"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    for row in ("`meta:param=poly,meta_lr=0`", "`schedule:walls=1>100`", "`meta:param=weights,k=50,T=5`"):
+        assert f"| {row} |" in result.stdout, row
+    written = Path(re.search(r"^wrote (\S*results\.md)$", result.stdout, re.M).group(1))
+    assert written.parent != out and written.is_file()
+    assert [line for line in written.read_text().splitlines() if line.startswith("Part ")][:3] == [
+        line for line in result.stdout.splitlines() if line.startswith("Part ")][:3]

@@ -224,3 +224,20 @@ def test_bad_options_are_option_errors():
             make_balancer(spec)
     with pytest.raises(OptionError, match="no Data"):
         pb.train(POISSON, "meta:validate=data", steps=1, lbfgs=0, **TINY)
+
+
+# -- the noisy-data problem of gallery/07 (seed 003 §4.6) -------------------------------------------------
+
+def test_the_noisy_inverse_problem_corrupts_30_percent_of_the_clean_observations():
+    from conftest import PROBLEMS
+
+    clean = pb.load_problem(PROBLEMS / "heat_inverse.py").terms[2]
+    noisy_problem = pb.load_problem(PROBLEMS / "heat_inverse_noisy.py")
+    noisy = noisy_problem.terms[2]
+    assert noisy.kind == "data" and noisy_problem.unknowns == {"kappa": 0.5}
+    x_clean, v_clean = np.asarray(clean.x_raw), np.asarray(clean.values_raw)
+    x_noisy, v_noisy = np.asarray(noisy.x_raw), np.asarray(noisy.values_raw)
+    assert np.array_equal(x_noisy, x_clean)  # the same observation points
+    changed = np.flatnonzero(v_noisy[:, 0] != v_clean[:, 0])
+    assert len(changed) == 60 == round(0.3 * len(x_clean))  # 30% of 200, the rest untouched
+    assert np.median(np.abs(v_noisy - v_clean)[changed]) > 0.1  # gross outliers (sd 0.5), not the 0.01 noise
