@@ -20,22 +20,19 @@ gallery/07_meta_loss_tuning.py measures.  Note that the held-out validation
 observations (``--holdout``) are drawn from the same corrupted set: the
 validation signal itself carries outliers, as it would in practice.
 """
-import math
+from pathlib import Path
 
 import numpy as np
-import torch
 
 import pinnbal as pb
 
-KAPPA = 0.1  # the truth; the run reports the recovered value under metrics["unknowns"]
 FRACTION = 0.3  # of the observations corrupted
 OUTLIER_SD = 0.5  # standard deviation of the noise added to a corrupted observation
 
-# the clean observations: exactly those of problems/heat_inverse.py (numpy seed 0)
-rng = np.random.default_rng(0)
-x_obs = rng.uniform([0.0, 0.0], [1.0, 1.0], size=(200, 2))  # columns: x, t
-u_clean = np.exp(-KAPPA * math.pi**2 * x_obs[:, 1]) * np.sin(math.pi * x_obs[:, 0])
-u_clean += rng.normal(0.0, 0.01, size=u_clean.shape)
+# everything but the observations comes from problems/heat_inverse.py, loaded as it is
+clean = pb.load_problem(Path(__file__).with_name("heat_inverse.py"))
+pde, walls, clean_obs = clean.terms
+x_obs, u_clean = np.asarray(clean_obs.x_raw), np.asarray(clean_obs.values_raw)[:, 0]
 
 # the corruption: a fixed 30% of them get gross noise (numpy seed 3)
 corrupt = np.random.default_rng(3)
@@ -43,20 +40,11 @@ CORRUPTED = np.sort(corrupt.choice(len(x_obs), size=int(round(FRACTION * len(x_o
 u_obs = u_clean.copy()
 u_obs[CORRUPTED] += corrupt.normal(0.0, OUTLIER_SD, size=len(CORRUPTED))
 
-
-def exact(p):
-    return torch.exp(-KAPPA * math.pi**2 * p.t) * torch.sin(math.pi * p.x)
-
-
 problem = pb.Problem(
     name="heat_inverse_noisy",
-    domain=pb.Box(x=(0.0, 1.0), t=(0.0, 1.0)),
-    outputs=["u"],
-    terms=[
-        pb.Residual("pde", lambda p: p.u_t - p.kappa * p.u_xx, points=2048),
-        pb.Boundary("walls", on=pb.Face("x"), value=0.0, points=256),
-        pb.Data("obs", x=x_obs, values=u_obs[:, None]),
-    ],
-    reference=exact,
-    unknowns={"kappa": 0.5},
+    domain=clean.domain,
+    outputs=clean.outputs,
+    terms=[pde, walls, pb.Data("obs", x=x_obs, values=u_obs[:, None])],
+    reference=clean.reference,
+    unknowns=clean.unknowns,
 )
