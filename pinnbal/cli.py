@@ -91,6 +91,8 @@ def build_parser() -> Parser:
     render = sub.add_parser("render", help="draw the figures of a run directory")
     render.add_argument("run_dir")
     render.add_argument("--surface", action="store_true", help="also draw a 2D solution as a warped pyvista surface")
+    render.add_argument("--gif", action="store_true", help="also animate a solution in (x, t) over time: "
+                                                          "figures/solution.gif")
 
     bench = sub.add_parser("bench", help="benchmarks: balancer speed, accuracy on the benchmark problems, "
                                          "pinnbal against DeepXDE")
@@ -286,7 +288,7 @@ def cmd_bench_deepxde(args) -> int:
 def cmd_render(args) -> int:
     from .plots import render_run
 
-    for path in render_run(args.run_dir, surface=args.surface):
+    for path in render_run(args.run_dir, surface=args.surface, gif=args.gif):
         print(path)
     return 0
 

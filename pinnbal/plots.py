@@ -20,6 +20,8 @@
   solution and the error, see :mod:`pinnbal.scenes`; ``surface.png`` (two
   coordinates, ``render_run(path, surface=True)``): the solution as a
   warped surface.
+- ``solution.gif`` (problems in x and t, ``render_run(path, gif=True)``): the
+  solution over time, see :mod:`pinnbal.animation`.
 
 :func:`plot_comparison` puts several runs of one problem side by side and
 :func:`plot_unknowns` draws the unknowns against their true values.
@@ -48,18 +50,30 @@ SIGNED, POSITIVE, ERROR = "RdBu_r", "viridis", "magma"
 BASE_PREFIXES = ("loss", "weight", "unknown")  # every other "<prefix>/<term>" column is balancer state
 
 
-def render_run(path: str | Path, *, surface: bool = False) -> list[Path]:
-    """Draw the run's figures into ``path/figures``; return the files written."""
+def render_run(path: str | Path, *, surface: bool = False, gif: bool = False) -> list[Path]:
+    """Draw the run's figures into ``path/figures``; return the files written.
+
+    ``gif``: also ``solution.gif``, the solution over time (problems in x and t,
+    :mod:`pinnbal.animation`).
+    """
     run = read_run(path)
     if not (run.path / "predictions.npz").is_file():
         raise PinnbalError(f"{path}: no predictions.npz; this run directory is incomplete")
+    picture = read_picture(run)
+    if gif:
+        from .animation import check_animatable
+
+        check_animatable(run, picture)  # before anything is drawn
     figures = run.path / "figures"
     figures.mkdir(exist_ok=True)
-    picture = read_picture(run)
     written = [plot_training(run, figures / "losses.png"), plot_solution(run, picture, figures / "solution.png")]
     if len(picture.axes) == 2 and "t" in picture.coords:
         written.append(plot_snapshots(run, picture, figures / "snapshots.png"))
     written += render_scenes(run, picture, figures, surface)
+    if gif:
+        from .animation import render_gif
+
+        written.append(render_gif(run, picture, figures / "solution.gif"))
     return written
 
 

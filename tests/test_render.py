@@ -202,3 +202,33 @@ def test_render_refuses_a_run_without_predictions(runs, tmp_path):
     with pytest.raises(pb.PinnbalError, match="predictions.npz"):
         render_run(tmp_path)
     assert not (tmp_path / "figures").exists()
+
+
+def test_gif_animates_a_spacetime_solution_frame_by_frame(runs):
+    from PIL import Image, ImageSequence
+
+    from pinnbal.animation import FRAMES
+
+    written = render_run(runs["spacetime"], gif=True)
+    assert names(written)[-1] == "solution.gif"
+    with Image.open(written[-1]) as gif:
+        frames = [np.asarray(f.convert("RGB"), dtype=float) for f in ImageSequence.Iterator(gif)]
+    assert len(frames) == FRAMES  # 200 grid times thinned to 40 frames
+    assert min(frames[0].shape[:2]) >= 200 and frames[0].var() > 1.0  # a picture, not a blank
+    # the solution decays in t (exp(-0.1 pi^2 t)): the first and last frames differ
+    assert np.abs(frames[0] - frames[-1]).mean() > 0.1
+
+
+def test_frame_times_spread_evenly_with_both_ends():
+    from pinnbal.animation import frame_times
+
+    assert frame_times(200, 5).tolist() == [0, 50, 100, 149, 199]
+    assert frame_times(3, 40).tolist() == [0, 1, 2]  # never more frames than times
+
+
+def test_gif_of_a_problem_without_time_is_one_line_and_draws_nothing(runs, tmp_path):
+    for name in ("config.json", "metrics.json", "history.csv", "predictions.npz"):
+        (tmp_path / name).write_bytes((runs["plane"] / name).read_bytes())
+    with pytest.raises(pb.PinnbalError, match="one space coordinate and t; this one has coordinates x, y"):
+        render_run(tmp_path, gif=True)
+    assert not (tmp_path / "figures").exists()
