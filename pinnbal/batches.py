@@ -10,7 +10,7 @@ weights) instead of the plain mean.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -94,11 +94,20 @@ class Batches:
 
 @dataclass
 class TermValues:
-    """One evaluation of every term on a batch: residuals (N_k, c), pointwise losses ℓ (N_k,), losses (K,)."""
+    """One evaluation of every term on a batch: residuals (N_k, c), pointwise losses ℓ (N_k,), term losses.
+
+    ``terms`` are the K term losses as separate scalars (what per-term
+    gradients are taken from: the backward of one never walks another's
+    graph); ``losses`` is the same stacked, (K,), for the weighted sum.
+    """
 
     residuals: list[torch.Tensor | None]
     pointwise: list[torch.Tensor]
-    losses: torch.Tensor
+    terms: list[torch.Tensor]
+    losses: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.losses = torch.stack(self.terms)
 
     @property
     def means(self) -> torch.Tensor:
@@ -119,11 +128,8 @@ def evaluate_terms(model: PINNModel, batches: Batches, balancer=None,
         r = term.residual(p, values)
         residuals.append(r)
         pointwise.append(term.loss_fn(r).mean(dim=1))
-    if balancer is None:
-        losses = torch.stack([ell.mean() for ell in pointwise])
-    else:
-        losses = balancer.losses(pointwise, batches.points, state)
-    return TermValues(residuals, pointwise, losses)
+    terms = [ell.mean() for ell in pointwise] if balancer is None else balancer.losses(pointwise, batches.points, state)
+    return TermValues(residuals, pointwise, list(terms))
 
 
 def term_losses(model: PINNModel, batches: Batches) -> tuple[torch.Tensor, list[torch.Tensor | None]]:

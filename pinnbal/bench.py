@@ -21,7 +21,8 @@ import torch
 from .balancers import BALANCERS, make_balancer
 from .jacobian import jacobian_batched, jacobian_loop, sync
 from .loader import load_problem
-from .train import TrainConfig, Trainer, term_losses, train
+from .batches import evaluate_terms
+from .train import TrainConfig, Trainer, train
 
 
 def balancer_speed(problem_path: str, balancers: list[str], steps: int, settings: dict,
@@ -53,7 +54,7 @@ def jacobian_speed(problem_path: str, repeats: int, settings: dict) -> dict[str,
     timings: dict[str, list[float]] = {"loop": [], "batched": []}
     for _ in range(repeats):
         for name, fn in (("loop", jacobian_loop), ("batched", jacobian_batched)):
-            losses, _ = term_losses(trainer.model, trainer.batches)
+            losses = evaluate_terms(trainer.model, trainer.batches).terms  # K scalars, as training hands them
             sync(trainer.device)
             start = time.perf_counter()
             fn(losses, trainer.params)

@@ -313,7 +313,7 @@ class Trainer:
         needs = self.balancer.needs_at(step)
         traces = self.ntk_traces(self.balancer.opts["points"]) if "ntk" in needs else None
         whole = self.jacobian_params is self.params  # J over every parameter: the step is Σ w_k J_k
-        J = self.jacobian(losses, self.jacobian_params, retain_graph=not whole) if "jacobian" in needs else None
+        J = self.jacobian(values.terms, self.jacobian_params, retain_graph=not whole) if "jacobian" in needs else None
         stats = Stats(losses=losses.detach(), jacobian=J, ntk_traces=traces,
                       pointwise=[ell.detach() for ell in values.pointwise], points=self.batches.points,
                       context=self.context if "context" in needs else None)

@@ -61,7 +61,7 @@ def test_unrolled_meta_gradient_matches_central_finite_differences(tiny_context,
     def train_loss(phi):
         def loss(values):
             return (balancer.term_weights(phi, initial)
-                    * balancer.term_losses(values.pointwise, [True] * 3, phi, scale)).sum()
+                    * torch.stack(balancer.term_losses(values.pointwise, [True] * 3, phi, scale))).sum()
         return loss
 
     leaves = {n: p.clone().requires_grad_(True) for n, p in phi0.items()}

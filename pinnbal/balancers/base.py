@@ -153,13 +153,16 @@ class Balancer:
         """
         return weights.to(jacobian) @ jacobian
 
-    def losses(self, pointwise: list[torch.Tensor], points: list[torch.Tensor | None], state: dict) -> torch.Tensor:
-        """The K term losses (with graph) from each term's pointwise loss ℓ_i (N_k,): the mean by default.
+    def losses(self, pointwise: list[torch.Tensor], points: list[torch.Tensor | None],
+               state: dict) -> list[torch.Tensor]:
+        """The K term losses (scalars with graph) from each term's pointwise loss ℓ_i (N_k,): the mean by default.
 
         Per-point schemes (``sa``, ``rba``, ``causal``) weight the points
-        inside a term here: L_k = mean_i m_i ℓ_i.
+        inside a term here: L_k = mean_i m_i ℓ_i.  A list, not a stacked
+        tensor: the per-term gradients are taken from each scalar, so the
+        backward pass of term k never walks the other terms' graphs.
         """
-        return torch.stack([ell.mean() for ell in pointwise])
+        return [ell.mean() for ell in pointwise]
 
     def resamples(self, step: int) -> bool:
         """True on steps where the method redraws collocation points by residual (``rar``); then

@@ -187,10 +187,10 @@ class Meta(Balancer):
         hidden = torch.tanh(rho[:, None] * a + b) - torch.tanh(b)
         return phi["beta"][k].to(ell) * ell + s * (hidden @ v)
 
-    def term_losses(self, pointwise, has_points, phi, scale) -> torch.Tensor:
+    def term_losses(self, pointwise, has_points, phi, scale) -> list[torch.Tensor]:
         """L_{φ,k} = mean_i f_{φ,k}(ℓ_i); terms without points keep their plain mean."""
-        return torch.stack([self.shaped(k, ell, phi, scale).mean() if has_points[k] else ell.mean()
-                            for k, ell in enumerate(pointwise)])
+        return [self.shaped(k, ell, phi, scale).mean() if has_points[k] else ell.mean()
+                for k, ell in enumerate(pointwise)]
 
     @property
     def shapes_loss(self) -> bool:
@@ -284,7 +284,7 @@ class Meta(Balancer):
 
         def train_loss(values):
             w = self.term_weights(phi, initial)
-            losses = self.term_losses(values.pointwise, has_points, phi, scale)
+            losses = torch.stack(self.term_losses(values.pointwise, has_points, phi, scale))
             return (w.to(losses) * losses).sum()
 
         moments = adam_moments(ctx) if o["inner"] == "adam" else None

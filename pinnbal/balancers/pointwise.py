@@ -74,10 +74,9 @@ class PointScheme(Balancer):
         return state | self.init_points(self.terms)
 
 
-def weighted_means(pointwise: list[torch.Tensor], multipliers: list[torch.Tensor | None]) -> torch.Tensor:
+def weighted_means(pointwise: list[torch.Tensor], multipliers: list[torch.Tensor | None]) -> list[torch.Tensor]:
     """L_k = mean_i m_i ℓ_i (m detached), or the plain mean where m is None."""
-    return torch.stack([ell.mean() if m is None else (m.to(ell).detach() * ell).mean()
-                        for ell, m in zip(pointwise, multipliers)])
+    return [ell.mean() if m is None else (m.to(ell).detach() * ell).mean() for ell, m in zip(pointwise, multipliers)]
 
 
 def magnitude(ell: torch.Tensor) -> torch.Tensor:
