@@ -76,3 +76,23 @@ def test_ntk_traces_are_mean_squared_per_point_gradients():
     r = a * x
     assert ntk_traces([r, 2 * r], [a], points=4).tolist() == pytest.approx([7.5, 30.0])
     assert ntk_traces([r], [a], points=2).tolist() == pytest.approx([2.5])  # a subsample of the first two
+
+
+def test_each_row_walks_only_its_own_terms_graph():
+    """From K separate scalars (as training hands them), row k never runs another term's backward; from a
+    stacked (K,) tensor every row would run all of them with zero gradients (a full backward per row)."""
+    from pinnbal.batches import evaluate_terms
+    from pinnbal.loader import load_problem
+    from pinnbal.train import TrainConfig, Trainer
+
+    from conftest import PROBLEMS
+
+    trainer = Trainer(load_problem(PROBLEMS / "burgers.py"), "fixed", TrainConfig(steps=1, lbfgs=0, width=8, depth=1))
+    values = evaluate_terms(trainer.model, trainer.batches)
+    visits = [0] * len(values.residuals)
+    for k, r in enumerate(values.residuals):
+        r.register_hook(lambda grad, k=k: visits.__setitem__(k, visits[k] + 1))
+    J = jacobian_loop(values.terms, trainer.params, retain_graph=True)
+    assert visits == [1, 1, 1]  # one backward through each term's graph in all
+    assert torch.equal(J, jacobian_loop(values.losses, trainer.params))  # the same rows, at K times the cost
+    assert visits == [4, 4, 4]
