@@ -46,8 +46,11 @@ class Batches:
             x, values = term.sample(self.problem, self.rng, self.config.sampler)
             if term.kind == "data" and self.holdout:
                 x, values = self.split(x, values)
-            xt = torch.as_tensor(x, dtype=self.dtype, device=self.device).requires_grad_(term.needs_derivatives)
-            vt = None if values is None else torch.as_tensor(values, dtype=self.dtype, device=self.device)
+            # contiguous copies: a user's flipped or strided view (x[::-1]) is a valid array torch cannot wrap
+            xt = torch.as_tensor(np.ascontiguousarray(x), dtype=self.dtype,
+                                 device=self.device).requires_grad_(term.needs_derivatives)
+            vt = None if values is None else torch.as_tensor(np.ascontiguousarray(values), dtype=self.dtype,
+                                                              device=self.device)
             self.items.append((term, xt, vt))
 
     def split(self, x: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

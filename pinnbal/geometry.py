@@ -156,13 +156,21 @@ class Face:
 def sample_faces(
     box: Box, faces: list[tuple[int, float]], n: int, rng: np.random.Generator, method: str = "uniform"
 ) -> np.ndarray:
-    """``n`` points on the union of ``faces``, each face drawn in proportion to its area."""
+    """``n`` points on the union of ``faces``, each face drawn in proportion to its area.
+
+    Every face gets at least one point (``n`` >= the number of faces, checked
+    with the term): a small face of a thin box, or two faces sharing one
+    point, would otherwise never be constrained.
+    """
     areas = np.array([np.prod(np.delete(box.high - box.low, axis)) for axis, _ in faces])
     counts = np.floor(n * areas / areas.sum()).astype(int)
     # Hand out the remainder by largest fractional share, deterministically.
     remainder = n - counts.sum()
     shares = n * areas / areas.sum() - counts
     counts[np.argsort(-shares, kind="stable")[:remainder]] += 1
+    for empty in np.flatnonzero(counts == 0):  # one point each, taken from the best-served face
+        counts[np.argmax(counts)] -= 1
+        counts[empty] = 1
     blocks = []
     for (axis, value), count in zip(faces, counts):
         if count == 0:

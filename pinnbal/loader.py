@@ -11,10 +11,13 @@ from __future__ import annotations
 import importlib.util
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import PinnbalError, ProblemError
 from .problem import Problem
+
+PACKAGE = Path(__file__).resolve().parent
 
 
 def load_problem(path: str | Path) -> Problem:
@@ -29,6 +32,10 @@ def load_problem(path: str | Path) -> Problem:
         raise ProblemError(f"{path}: not a Python file; problem files are .py files defining `problem`")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    # as for a script: modules next to the problem file import by name (`from helpers import exact`)
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except PinnbalError as exc:
@@ -36,7 +43,8 @@ def load_problem(path: str | Path) -> Problem:
     except SyntaxError as exc:
         raise ProblemError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
     except Exception as exc:  # any error in user code: report where, in one line
-        line = _user_line(exc, path)
+        frame = user_frame(exc)
+        line = f":{frame.lineno}" if frame is not None and Path(frame.filename).resolve() == path.resolve() else ""
         raise ProblemError(f"{path}{line}: {type(exc).__name__}: {exc}") from None
     problem = getattr(module, "problem", None)
     if problem is None:
@@ -51,6 +59,28 @@ def load_problem(path: str | Path) -> Problem:
     return problem
 
 
-def _user_line(exc: BaseException, path: Path) -> str:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
-    return f":{frames[-1].lineno}" if frames else ""
+def user_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    """The innermost traceback frame in the user's code: neither pinnbal's nor an installed package's."""
+    library = [PACKAGE, *{Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}]
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        file = Path(frame.filename).resolve()
+        if frame.filename.startswith("<") or any(file.is_relative_to(lib) for lib in library):
+            continue
+        return frame
+    return None
+
+
+@contextmanager
+def user_errors():
+    """Turn an exception raised inside the user's own functions (a residual, value, transform or
+    reference) into one :class:`ProblemError` line naming the file and line; pinnbal's own errors, and
+    exceptions with no user frame (bugs of ours), pass through unchanged."""
+    try:
+        yield
+    except PinnbalError:
+        raise
+    except Exception as exc:
+        frame = user_frame(exc)
+        if frame is None:
+            raise
+        raise ProblemError(f"{frame.filename}:{frame.lineno}: {type(exc).__name__}: {exc}") from None

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import OptionError
+from .errors import OptionError, ProblemError
 from .points import Points
 
 ACTIVATIONS = {"tanh": nn.Tanh, "sin": None, "gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
@@ -150,6 +150,11 @@ class PINNModel(nn.Module):
         if self.problem.transform is not None:
             p = Points(x, self.problem.domain.names, [], None, dict(self.unknowns), where="transform")
             u = self.problem.transform(p, u)
+            want = (x.shape[0], len(self.problem.outputs))
+            if not isinstance(u, torch.Tensor) or tuple(u.shape) != want:
+                got = tuple(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__
+                raise ProblemError(f"transform: returned {got}; need shape {want}, one row per point and one "
+                                   f"column per output ({', '.join(self.problem.outputs)})")
         return u
 
     def output_layer(self) -> list[nn.Parameter]:

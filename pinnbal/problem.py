@@ -23,6 +23,10 @@ from .reference import GridReference, LazyReference
 
 Value = float | Callable[[Points], torch.Tensor]
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+#: what the names that ``p`` already has mean; a coordinate, output or unknown cannot take one
+RESERVED_MEANING = {"d": "the derivative function p.d(output, coordinate, ...)",
+                    "coords": "all coordinates as one (N, d) tensor", "outputs": "all outputs as one (N, m) tensor"}
+RESERVED = frozenset(RESERVED_MEANING)
 
 
 class Term:
@@ -89,7 +93,7 @@ class Residual(Term):
         return problem.domain.sample(self.points, rng, method), None
 
     def residual(self, p, values):
-        return as_columns(self.fn(p), len(p), f"term {self.name!r}", None)
+        return as_columns(self.fn(p), p.coords, f"term {self.name!r}", None, per_point=True)
 
 
 class Boundary(Term):
@@ -139,6 +143,9 @@ class Boundary(Term):
             self.faces = self.on.resolve(problem.domain, where)
         else:
             raise ProblemError(f"{where}: on={self.on!r}; use pb.Face(...)")
+        if self.points < len(self.faces):
+            raise ProblemError(f"{where}: points={self.points} on {len(self.faces)} faces; give at least one point "
+                               f"per face (points={len(self.faces)} or more)")
 
     def sample(self, problem, rng, method):
         return sample_faces(problem.domain, self.faces, self.points, rng, method), None
@@ -146,10 +153,10 @@ class Boundary(Term):
     def residual(self, p, values):
         where = f"term {self.name!r}"
         if self.residual_fn is not None:
-            return as_columns(self.residual_fn(p), len(p), where, None)
+            return as_columns(self.residual_fn(p), p.coords, where, None, per_point=True)
         predicted = torch.cat([getattr(p, o) for o in self.outputs], dim=1)
         if callable(self.value):
-            target = as_columns(self.value(p), len(p), where + " value", len(self.outputs))
+            target = as_columns(self.value(p), p.coords, where + " value", len(self.outputs))
         else:
             target = float(self.value)
         return predicted - target
@@ -198,6 +205,16 @@ class Data(Term):
             raise ProblemError(f"{where}: no observations (x is empty)")
         if not (np.all(np.isfinite(x)) and np.all(np.isfinite(values))):
             raise ProblemError(f"{where}: x or values contains NaN or inf; drop or fill those rows")
+        dom = problem.domain
+        slack = 1e-9 * (dom.high - dom.low)  # rounding in the user's own arithmetic is not a mistake
+        outside = (x < dom.low - slack) | (x > dom.high + slack)
+        if outside.any():
+            rows, cols = np.nonzero(outside)
+            c = cols[0]
+            raise ProblemError(
+                f"{where}: {len(set(rows))} of {len(x)} observations lie outside the box (row {rows[0]}: "
+                f"{dom.names[c]} = {x[rows[0], c]:g}, the box has {dom.names[c]} in [{dom.low[c]:g}, {dom.high[c]:g}]); "
+                f"the columns of x are the box's coordinates in order ({', '.join(dom.names)})")
         self.x, self.values = x, values
         self.points = x.shape[0]
         super().check(problem)
@@ -277,13 +294,23 @@ class ElasticNet(Regularisation):
         return self.l1_ratio * w.abs().mean() + (1.0 - self.l1_ratio) * w.square().mean()
 
 
-def as_columns(result, n: int, where: str, width: int | None) -> torch.Tensor:
-    """Normalise a user callable's result to shape (n, c); a clear error otherwise."""
+def as_columns(result, coords: torch.Tensor, where: str, width: int | None, per_point: bool = False) -> torch.Tensor:
+    """Normalise a user callable's result on the points ``coords`` (n, d) to shape (n, c); a clear error otherwise.
+
+    A number or 0-dim tensor is a constant column (a boundary value, a
+    reference), on the points' device and dtype; ``per_point`` (residuals)
+    refuses it: a residual reduced to one number would train a different loss.
+    """
+    n = coords.shape[0]
     if isinstance(result, (tuple, list)):
-        result = torch.cat([as_columns(r, n, where, None) for r in result], dim=1)
+        result = torch.cat([as_columns(r, coords, where, None, per_point) for r in result], dim=1)
+    scalar = isinstance(result, (int, float)) or (isinstance(result, torch.Tensor) and result.ndim == 0)
+    if scalar and per_point:
+        raise ProblemError(f"{where}: returned a single number; a residual needs one value per point, "
+                           f"shape ({n}, 1) (did it take a mean or sum?)")
     if not isinstance(result, torch.Tensor):
         if isinstance(result, (int, float)):
-            return torch.full((n, width or 1), float(result))
+            return torch.full((n, width or 1), float(result), dtype=coords.dtype, device=coords.device)
         raise ProblemError(f"{where}: returned {type(result).__name__}; need a tensor of shape ({n}, k)")
     if result.ndim == 0:
         result = result.expand(n, 1)
@@ -344,6 +371,10 @@ class Problem:
             if not ok:
                 raise ProblemError(f"problem {self.name!r}: unknown {name!r} needs a finite initial value, got {value!r}")
         names = self.domain.names + self.outputs + list(self.unknowns)
+        taken = sorted(set(names) & RESERVED)
+        if taken:
+            raise ProblemError(f"problem {self.name!r}: {taken[0]!r} cannot name a coordinate, output or unknown: "
+                               f"p.{taken[0]} is already {RESERVED_MEANING[taken[0]]}; rename it")
         clash = sorted({n for n in names if names.count(n) > 1})
         if clash:
             raise ProblemError(
@@ -403,7 +434,7 @@ class Problem:
         unknowns = {k: torch.tensor(float(v), dtype=torch.float64) for k, v in self.unknowns.items()}
         p = Points(coords, self.domain.names, [], None, unknowns, where="reference")
         with torch.no_grad():
-            values = as_columns(self.reference(p), len(x), "reference", len(self.outputs))
+            values = as_columns(self.reference(p), coords, "reference", len(self.outputs))
         values = values.expand(len(x), len(self.outputs)).detach().cpu().numpy().astype(float)
         if not np.all(np.isfinite(values)):
             raise ProblemError("reference: returned NaN or inf")

@@ -45,6 +45,7 @@ from .context import TrainingContext
 from .early_stop import EarlyStopping
 from .errors import OptionError, PinnbalError, ProblemError, StorageError
 from .guard import StopFlag, run_lock, stop_on_signals
+from .loader import user_errors
 from .geometry import SAMPLERS
 from .jacobian import JacobianEngine, ntk_traces, sync
 from .nets import PINNModel, build_network
@@ -173,7 +174,8 @@ class Trainer:
         self.validation = (Batches(problem, config, self.device, self.dtype, part="validation", holdout=holdout)
                            if wants_context or config.early_stop else None)
         self.early = EarlyStopping(config.early_stop)
-        self.eval_x, self.eval_v = problem.evaluation_set()
+        with user_errors():
+            self.eval_x, self.eval_v = problem.evaluation_set()
         self.history: list[dict[str, Any]] = []
         self.out = None if out is None else Path(out)
         self.adam = torch.optim.Adam(self.params, lr=config.lr)
@@ -198,19 +200,16 @@ class Trainer:
 
     # -- checks before anything is written ----------------------------------
     def probe(self) -> None:
-        """Evaluate every term once on a few points: shapes, names and NaN fail here, early."""
-        losses, _ = term_losses(self.model, self._probe_batches())
+        """Evaluate every term once on its first training batch (a graph of its own), and the model on a few
+        evaluation points: shapes, names, NaN and errors in the user's functions fail here, before anything
+        is written."""
+        with user_errors():
+            losses, _ = term_losses(self.model, self.batches.leaves())
+            self.model(torch.as_tensor(self.eval_x[:4], dtype=self.dtype, device=self.device))  # the transform
         for term, value in zip(self.problem.terms, losses):
             if not torch.isfinite(value):
                 raise ProblemError(f"term {term.name!r}: loss is {value.item()} at initialisation; check its residual/value "
                                    f"for division by zero, log of negatives or NaN data")
-        out = self.model(torch.as_tensor(self.eval_x[:4], dtype=self.dtype, device=self.device))
-        if out.shape != (min(4, len(self.eval_x)), len(self.problem.outputs)):
-            raise ProblemError(f"transform: returned shape {tuple(out.shape)}; need (N, {len(self.problem.outputs)})")
-
-    def _probe_batches(self, n: int = 8) -> Batches:
-        """The first ``n`` points of each term's batch, as fresh leaves (their own small graph)."""
-        return self.batches.leaves(n)
 
     def ntk_traces(self, points: int) -> torch.Tensor:
         """NTK trace estimates from the first ``points`` points of each batch, on a graph of their own.
@@ -218,7 +217,7 @@ class Trainer:
         A per-point gradient through the full batch's graph would cost a whole
         backward pass per point; a fresh forward on the subsample keeps each small.
         """
-        values = evaluate_terms(self.model, self._probe_batches(points))
+        values = evaluate_terms(self.model, self.batches.leaves(points))
         # a regularisation term has no residual: its penalty is its one "point"
         residuals = [ell if r is None else r for r, ell in zip(values.residuals, values.pointwise)]
         return ntk_traces(residuals, self.params, points)

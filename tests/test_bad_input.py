@@ -16,7 +16,7 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from conftest import DEFAULT_TERMS, FAST
+from conftest import DEFAULT_TERMS, FAST, problem_source
 
 RESIDUAL = 'pb.Residual("pde", {fn}, points=64{extra})'
 ENDS = DEFAULT_TERMS[1]
@@ -246,6 +246,56 @@ def test_data_wrong_columns(reject, write_problem):
     data = 'pb.Data("obs", x=[0.1, 0.2], values=[[0.0, 1.0], [0.0, 1.0]])'
     path = write_problem(terms=DEFAULT_TERMS + [data])
     reject("run", path, *FAST, needles=["obs", "columns"])
+
+
+def test_residual_of_a_fixed_row_count_is_caught_before_anything_is_written(reject, write_problem):
+    """10 rows for a 64-point term: the check runs on the real batch, not on a few probe points."""
+    path = write_problem(terms=[RESIDUAL.format(fn="lambda p: p.u_xx[:10]", extra=""), ENDS])
+    line = reject("run", path, *FAST, needles=["pde", "(10, 1)", "(64, 1)"])
+    assert "shape" in line
+
+
+def test_residual_reduced_to_one_number(reject, write_problem):
+    path = write_problem(terms=[RESIDUAL.format(fn="lambda p: p.u_xx.square().mean()", extra=""), ENDS])
+    reject("run", path, *FAST, needles=["pde", "single number", "(64, 1)"])
+
+
+def test_transform_that_drops_rows(reject, write_problem):
+    source = problem_source().replace("    unknowns=None,\n)", "    unknowns=None,\n    transform=lambda p, u: u[:5],\n)")
+    assert "transform=" in source
+    path = write_problem(source)
+    reject("run", path, *FAST, needles=["transform", "need shape"])
+
+
+def test_error_inside_a_residual_names_the_users_line(reject, write_problem):
+    path = write_problem(terms=[RESIDUAL.format(fn="lambda p: p.u_xx - KAPPA", extra=""), ENDS])
+    line = reject("run", path, *FAST, needles=["NameError", "KAPPA"])
+    assert re.search(r"problem\.py:\d+: NameError", line), line
+
+
+@pytest.mark.parametrize("name", ["d", "coords", "outputs"])
+def test_names_that_p_already_has(reject, write_problem, name):
+    path = write_problem(terms=[RESIDUAL.format(fn=f"lambda p: p.u_xx - p.{name}", extra=""), ENDS],
+                         unknowns=f"{{{name!r}: 0.5}}")
+    reject("run", path, *FAST, needles=[f"{name!r}", "rename"])
+
+
+def test_reserved_names_are_the_public_names_of_p():
+    from pinnbal.points import Points
+    from pinnbal.problem import RESERVED
+
+    assert RESERVED == {n for n in dir(Points) if not n.startswith("_")}
+
+
+def test_fewer_boundary_points_than_faces(reject, write_problem):
+    path = write_problem(terms=[DEFAULT_TERMS[0], 'pb.Boundary("ends", value=0.0, points=1)'])
+    reject("run", path, *FAST, needles=["ends", "points=1 on 2 faces"])
+
+
+def test_data_outside_the_box(reject, write_problem):
+    path = write_problem(terms=[DEFAULT_TERMS[0], ENDS,
+                                'pb.Data("obs", x=np.array([[0.5], [2.0]]), values=np.zeros(2))'])
+    reject("run", path, *FAST, needles=["obs", "outside the box", "x = 2", "[0, 1]"])
 
 
 # -- balancer specs --------------------------------------------------------------------------------

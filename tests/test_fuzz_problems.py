@@ -87,7 +87,8 @@ def test_residual_shapes_are_checked(rows_delta, cols, ndim):
 @given(st.lists(st.tuples(st.floats(-5, 5), st.floats(0.1, 5)), min_size=1, max_size=3),
        st.integers(1, 30), st.integers(1, 10), st.data())
 def test_random_valid_problems_train_a_step(spans, n_pde, n_bc, data):
-    """Boxes of 1-3 coordinates, faces picked from the box: every such problem trains."""
+    """Boxes of 1-3 coordinates, faces picked from the box: every such problem trains (with at least a point
+    per face: the whole boundary of a d-box has 2d faces)."""
     coords = ["x", "y", "z"][: len(spans)]
     box = pb.Box(**{c: (lo, lo + width) for c, (lo, width) in zip(coords, spans)})
     axis = data.draw(st.integers(0, len(coords) - 1))
@@ -95,7 +96,7 @@ def test_random_valid_problems_train_a_step(spans, n_pde, n_bc, data):
     problem = pb.Problem("ok", box, ["u"], [
         pb.Residual("pde", lambda p: p.d("u", coords[0], coords[0]) - 1.0, points=n_pde),
         pb.Boundary("bc", on=pb.Face(**{coords[axis]: float(side)}), value=lambda p: p.u * 0 + 1, points=n_bc),
-        pb.Boundary("rest", value=0.0, points=n_bc),
+        pb.Boundary("rest", value=0.0, points=2 * len(coords) + n_bc - 1),
     ])
     run = pb.train(problem, "lra:every=1", steps=2, lbfgs=1, width=4, depth=1)
     assert run.metrics["status"] == "completed"
