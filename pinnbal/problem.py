@@ -443,7 +443,10 @@ class Problem:
     def describe(self) -> str:
         """A human summary for ``pinnbal info``."""
         spans = ", ".join(f"{n} in [{lo:g}, {hi:g}]" for n, lo, hi in zip(self.domain.names, self.domain.low, self.domain.high))
-        lines = [f"problem   {self.name}", f"domain    {spans}", f"outputs   {', '.join(self.outputs)}"]
+        lines = [f"problem   {self.name}", f"domain    {spans}"]
+        if self.domain.periodic:
+            lines.append(f"periodic  {', '.join(self.domain.periodic)} (exactly, through a cos/sin input map)")
+        lines.append(f"outputs   {', '.join(self.outputs)}" + ("  (through transform=)" if self.transform else ""))
         if self.unknowns:
             lines.append("unknowns  " + ", ".join(f"{k} (init {v:g})" for k, v in self.unknowns.items()))
         lines.append("terms")
@@ -456,4 +459,6 @@ class Problem:
             lines.append(f"  {t.name:<12} {t.kind:<9} {t.points:>7} points  weight {float(t.weight):g}  loss {t.loss}{extra}")
         ref = "none" if self.reference is None else ("closed form" if callable(self.reference) else "grid")
         lines.append(f"reference {ref}")
+        if self.rules is not None:
+            lines.append("rules     a weights(state) function, used with --balancer rules")
         return "\n".join(lines)

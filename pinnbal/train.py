@@ -575,10 +575,21 @@ def train(problem: Problem | str, balancer: str | Balancer = "lra", *, out: str 
     if out is None:
         return finish(trainer, None, progress, render)
     out = Path(out)
+    created = not out.exists()
     prepare_out_dir(out, force)
-    with run_lock(out):
-        write_run_start(out, trainer)
-        return finish(trainer, out, progress, render)
+    try:
+        with run_lock(out):
+            write_run_start(out, trainer)
+            try:
+                return finish(trainer, out, progress, render)
+            except (ProblemError, OptionError):
+                # a mistake met mid-run (a rule returning NaN at step 4): before any checkpoint, leave nothing
+                if not (out / CHECKPOINT).exists():
+                    (out / "config.json").unlink(missing_ok=True)
+                raise
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
 
 
 def resume(out: str | Path, *, progress: bool = False, render: bool = True) -> Run:

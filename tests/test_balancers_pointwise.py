@@ -208,6 +208,17 @@ def test_a_broken_rule_is_one_line_and_exit_2_before_anything_is_written(rule, f
     assert fragment in err and len(err.splitlines()) == 1 and not out.exists()
 
 
+def test_a_rule_that_breaks_mid_run_leaves_no_run_directory(tmp_path, capsys):
+    """The rule is fine for 3 steps, then returns NaN: one line, exit 2, and the --out made for it is gone."""
+    path = tmp_path / "ruled.py"
+    path.write_text(RULED.replace("{RULE}", '{"ends": 1.0 if state["step"] < 3 else float("nan")}'))
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--balancer", "rules", "--steps", "6", "--lbfgs", "0", "--out", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "ends" in err and len(err.splitlines()) == 1 and not out.exists()
+
+
 def test_rules_without_a_rule_says_how_to_add_one(capsys):
     assert main(["run", "problems/poisson1d.py", "--balancer", "rules", "--steps", "2", "--quiet"]) == 2
     assert "def weights(state)" in capsys.readouterr().err

@@ -248,6 +248,18 @@ def test_info_tiny_with_unknowns(cli, write_problem):
     assert "reference none" in r.out
 
 
+def test_info_says_periodic_transform_and_rules(cli, write_problem):
+    r = cli("info", PROBLEMS / "allen_cahn.py")
+    assert r.rc == 0 and re.search(r"^periodic\s+x\b", r.out, re.M), r.out
+    source = write_problem().read_text().replace("    unknowns=None,\n)",
+                                                 "    unknowns=None,\n    transform=lambda p, u: p.x * u,\n)")
+    path = write_problem(source + "\n\ndef weights(state):\n    return {}\n")
+    r = cli("info", path)
+    assert r.rc == 0, r.err
+    assert re.search(r"^outputs\s+u\s+\(through transform=\)", r.out, re.M) and re.search(r"^rules\s", r.out, re.M)
+    assert "periodic" not in r.out
+
+
 def test_balancers_lists_options(cli):
     r = cli("balancers")
     assert r.rc == 0, r.err
