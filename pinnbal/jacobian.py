@@ -16,9 +16,9 @@ walks term k's graph alone, and J costs about one ordinary backward.
 
 Which is faster depends on the device and the graph.  On CPU ``auto`` takes
 the loop: on a 2-core CPU it won every case we measured (Burgers, 3 terms,
-8192 + 1024 points: 4×32 tanh 34 vs 43 ms, 4×64 97 vs 126 ms, 8×20 55 vs
-60 ms), and a fixed choice keeps same-seed CPU runs bit-identical (the two
-strategies agree only to rounding).  On CUDA ``auto`` times both once on the
+8192 + 1024 points, 4×32 tanh: 17–21 ms against 58–61 ms for the vmapped
+pass, ``pinnbal bench speed``), and a fixed choice keeps same-seed CPU runs
+bit-identical (the two strategies agree only to rounding).  On CUDA ``auto`` times both once on the
 first step that needs J and keeps the faster.  On such a step the update direction is Σ_k w_k J[k], taken from J
 itself, never from a second backward pass.
 """
