@@ -51,6 +51,9 @@ run = pb.train(problem_file("burgers"), "lra", seed=0, out=args.runs / "burgers-
 # - ``snapshots.png``: u(x) at three times, PINN against reference;
 # - ``losses.png``: the term losses, the weights that ``lra`` chose (``ic``
 #   and ``walls`` climb well above the residual's weight of 1) and the
-#   relative L2 error against the step.
-figures = render_run(run.out)
+#   relative L2 error against the step;
+# - ``solution.gif`` (``gif=True``, as ``pinnbal render --gif``): u(x) at
+#   every time, PINN against reference, and the error beneath it, which
+#   peaks at the shock once it has formed.
+figures = render_run(run.out, gif=True)
 report(args, [run], keep(figures, args.out))

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import REPO
@@ -26,7 +27,7 @@ HAS_PYVISTA = importlib.util.find_spec("pyvista") is not None
 
 #: the images each script writes
 IMAGES = {
-    "01_burgers_lra": ["losses.png", "solution.png", "snapshots.png"],
+    "01_burgers_lra": ["losses.png", "solution.png", "snapshots.png", "solution.gif"],
     "02_helmholtz_fixed_vs_lra": ["fixed-losses.png", "fixed-solution.png", "lra-losses.png", "lra-solution.png",
                                   "fixed_vs_lra.png"],
     "03_poisson3d_pyvista": ["losses.png", "solution.png", "scene.png"],
@@ -36,6 +37,20 @@ IMAGES = {
     "06_compare_balancers": ["error_vs_step.png", "weights.png", "final_error.png", "error_maps.png"],
     "07_meta_loss_tuning": ["noisy.png", "phi.png", "helmholtz-error_vs_step.png"],  # results.md: under --runs
 }
+
+
+def assert_picture(path: Path) -> None:
+    """A non-blank PNG, or an animated GIF whose frames are not all the same."""
+    if path.suffix != ".gif":
+        assert_image(path)
+        return
+    from PIL import Image, ImageSequence
+
+    assert path.read_bytes()[:6] in (b"GIF87a", b"GIF89a"), f"{path} is not a GIF"
+    with Image.open(path) as gif:
+        frames = [np.asarray(f.convert("RGB"), dtype=float) for f in ImageSequence.Iterator(gif)]
+    assert len(frames) > 1 and min(frames[0].shape[:2]) >= 200, f"{path}: {len(frames)} frames"
+    assert np.abs(frames[0] - frames[-1]).mean() > 0.1, f"{path}: the first and last frames are the same"
 
 
 def test_every_script_is_covered():
@@ -66,7 +81,7 @@ def test_script_quick_run_writes_its_images(quick_runs, name):
     expected = [i for i in IMAGES[name] if HAS_PYVISTA or i != "scene.png"]
     assert sorted(p.name for p in out.iterdir()) == sorted(expected)
     for image in expected:
-        assert_image(out / image)
+        assert_picture(out / image)
         assert f"wrote {out / image}" in result.stdout
     assert "rel L2" in result.stdout
 
@@ -92,8 +107,9 @@ def test_readme_shows_every_committed_image_with_its_command():
         for image in images:
             assert f"images/{name}/{image}" in shown, f"README does not show {name}/{image}"
     for path in shown:
-        assert_image(GALLERY / path)
-    committed = sorted(str(p.relative_to(GALLERY)) for p in (GALLERY / "images").glob("*/*.png"))
+        assert_picture(GALLERY / path)
+    committed = sorted(str(p.relative_to(GALLERY)) for p in (GALLERY / "images").glob("*/*.*")
+                       if p.suffix in (".png", ".gif"))
     assert sorted(set(shown)) == committed  # no image left out, none missing
 
 
