@@ -237,14 +237,20 @@ class Regularisation(Term):
     (biases and unknown coefficients excluded), so a weight means the same
     for any width and depth.  It has no points; balancers see it as one more
     loss L_k.  Subclasses write :meth:`penalty_of`.
+
+    Its weight stays as declared under every weight balancer unless
+    ``balanced=True``: a balancer that equalises gradient magnitudes lifts a
+    penalty's small gradient like any other (``lra`` took ``pb.L2(weight=1e-4)``
+    to its bound of 1000, where weight decay dominates the loss).
     """
 
     kind = "regularisation"
     needs_derivatives = False
     has_points = False
 
-    def __init__(self, name: str, *, weight: float = 1e-4):
+    def __init__(self, name: str, *, weight: float = 1e-4, balanced: bool = False):
         super().__init__(name, points=1, weight=weight)
+        self.balanced = balanced
 
     def sample(self, problem, rng, method):
         raise ProblemError(f"term {self.name!r}: a regularisation term has no points")
@@ -261,8 +267,8 @@ class Regularisation(Term):
 class L1(Regularisation):
     """mean |w| over the network's weights (lasso: pushes weights to exactly zero)."""
 
-    def __init__(self, name: str = "l1", *, weight: float = 1e-4):
-        super().__init__(name, weight=weight)
+    def __init__(self, name: str = "l1", *, weight: float = 1e-4, balanced: bool = False):
+        super().__init__(name, weight=weight, balanced=balanced)
 
     def penalty_of(self, w):
         return w.abs().mean()
@@ -271,8 +277,8 @@ class L1(Regularisation):
 class L2(Regularisation):
     """mean w² over the network's weights (ridge / weight decay)."""
 
-    def __init__(self, name: str = "l2", *, weight: float = 1e-4):
-        super().__init__(name, weight=weight)
+    def __init__(self, name: str = "l2", *, weight: float = 1e-4, balanced: bool = False):
+        super().__init__(name, weight=weight, balanced=balanced)
 
     def penalty_of(self, w):
         return w.square().mean()
@@ -281,8 +287,9 @@ class L2(Regularisation):
 class ElasticNet(Regularisation):
     """ρ mean|w| + (1 − ρ) mean w² (Zou & Hastie 2005); ``l1_ratio`` = ρ in [0, 1]."""
 
-    def __init__(self, name: str = "elasticnet", *, weight: float = 1e-4, l1_ratio: float = 0.5):
-        super().__init__(name, weight=weight)
+    def __init__(self, name: str = "elasticnet", *, weight: float = 1e-4, l1_ratio: float = 0.5,
+                 balanced: bool = False):
+        super().__init__(name, weight=weight, balanced=balanced)
         self.l1_ratio = l1_ratio
 
     def check(self, problem: "Problem") -> None:

@@ -164,8 +164,11 @@ class Trainer:
         self.jacobian_params = self.model.output_layer() if self.balancer.opts.get("params") == "last" else self.params
         self.terms = [TermInfo(t.name, t.kind, float(config.weights.get(t.name, t.weight)), int(t.points))
                       for t in problem.terms]
+        # terms no weight balancer moves: switched off (declared weight 0) and unbalanced regularisation
+        self.held = torch.tensor([info.weight == 0 or (term.kind == "regularisation" and not term.balanced)
+                                  for info, term in zip(self.terms, problem.terms)])
         self.balancer.attach(problem)
-        self.state = self.balancer.init(self.terms)
+        self.state = self.hold(self.balancer.init(self.terms))
         self.jacobian = JacobianEngine(config.jacobian)
         # early stopping and validation-driven balancers evaluate on held-out points (and observations)
         wants_context = "context" in self.balancer.needs
@@ -210,6 +213,18 @@ class Trainer:
             if not torch.isfinite(value):
                 raise ProblemError(f"term {term.name!r}: loss is {value.item()} at initialisation; check its residual/value "
                                    f"for division by zero, log of negatives or NaN data")
+
+    def held_weights(self, weights: torch.Tensor) -> torch.Tensor:
+        """``weights`` with the held terms put back to their declared values (weight balancers only: an
+        aggregator's weights are the effective weights of its direction, a record, not a setting)."""
+        if self.balancer.kind == "direction" or not bool(self.held.any()):
+            return weights
+        declared = torch.tensor([t.weight for t in self.terms], dtype=weights.dtype, device=weights.device)
+        return torch.where(self.held.to(weights.device), declared, weights)
+
+    def hold(self, state: dict) -> dict:
+        """``state`` whose weights (what the EMA continues from, and L-BFGS uses) respect the held terms."""
+        return dict(state, weights=self.held_weights(state["weights"]))
 
     def ntk_traces(self, points: int) -> torch.Tensor:
         """NTK trace estimates from the first ``points`` points of each batch, on a graph of their own.
@@ -316,8 +331,9 @@ class Trainer:
         stats = Stats(losses=losses.detach(), jacobian=J, ntk_traces=traces,
                       pointwise=[ell.detach() for ell in values.pointwise], points=self.batches.points,
                       context=self.context if "context" in needs else None)
-        weights, self.state = self.balancer.update(stats, self.state, step=step,
-                                                   progress=step / max(self.config.steps, 1))
+        weights, state = self.balancer.update(stats, self.state, step=step, progress=step / max(self.config.steps, 1))
+        self.state = self.hold(state)
+        weights = self.held_weights(weights)
         w = weights.to(losses)
         if J is not None and whole:
             flat = self.balancer.combine(J, w, self.state)

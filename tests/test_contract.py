@@ -78,3 +78,32 @@ def test_constant_values_follow_the_points_dtype():
     run = pb.train(problem, "fixed", steps=3, lbfgs=0, width=8, depth=1, dtype="float64")
     assert run.metrics["status"] == "completed"
     assert problem.reference_at(np.array([[0.3]])).tolist() == [[1.0]]
+
+
+def held_problem(balanced: bool = False):
+    """Poisson 1D with a switched-off Neumann term (weight 0) and weight decay."""
+    import math
+
+    return pb.Problem("held", pb.Box(x=(0.0, 1.0)), ["u"], [
+        pb.Residual("pde", lambda p: p.u_xx + math.pi**2 * torch.sin(math.pi * p.x), points=64),
+        pb.Boundary("ends", value=0.0, points=2),
+        pb.Boundary("off", on=pb.Face(x=0.0), residual=lambda p: p.u_x, weight=0.0, points=1),
+        pb.L2(weight=1e-4, balanced=balanced),
+    ])
+
+
+@pytest.mark.parametrize("balancer", ["lra:every=1", "dwa", "relobralo", "uncertainty", "gradnorm-eq:every=1",
+                                      "lra:every=1+rba"])
+def test_weight_balancers_keep_switched_off_terms_and_weight_decay_as_declared(balancer):
+    """weight=0 stays 0 and pb.L2(weight=1e-4) stays 1e-4 (below the default bound 1e-3, which would
+    otherwise lift it; lra used to take it to 900), while the other terms still move."""
+    run = pb.train(held_problem(), balancer, steps=12, lbfgs=3, width=8, depth=1, log_every=1)
+    assert all(row["weight/off"] == 0.0 and row["weight/l2"] == 1e-4 for row in run.history)
+    assert run.metrics["final_weights"]["off"] == 0.0 and run.metrics["final_weights"]["l2"] == 1e-4
+    moved = {row["weight/ends"] for row in run.history} | {row["weight/pde"] for row in run.history}
+    assert len(moved) > 1, "the balancer stopped adapting the other terms"
+
+
+def test_balanced_weight_decay_is_weighed_like_any_term():
+    run = pb.train(held_problem(balanced=True), "lra:every=1", steps=5, lbfgs=0, width=8, depth=1, log_every=1)
+    assert run.history[-1]["weight/l2"] != 1e-4 and run.history[-1]["weight/off"] == 0.0

@@ -70,5 +70,8 @@ class LRA(Balancer):
         mean_k = g.mean(dim=1).cpu()  # K numbers leave the device; the state stays on the CPU
         if self.opts["form"] == "weighted":
             mean_k = mean_k * state["weights"]
-        ratio = scale / mean_k.clamp_min(torch.finfo(torch.float64).tiny)
+        # a term whose weighted gradient is exactly 0 (weight 0: switched off) asks for the upper bound
+        # instead of scale / 0 = inf, which would void the update of every term
+        ratio = torch.where(mean_k > 0, scale / mean_k.clamp_min(torch.finfo(torch.float64).tiny),
+                            torch.full_like(mean_k, self.opts["max"]))
         return torch.where(is_ref, state["weights"], ratio)
