@@ -101,6 +101,7 @@ naming the missing package.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -393,7 +394,11 @@ class NashMTL(GramianBalancer):
         weighting.prvs_alpha = state["prev_alpha"].numpy().copy()
         # torchjd builds its cvxpy problem on the call with step 0; a fresh solver on a due call gets step 0
         weighting.step = float(calls) if built or not due else 0.0
-        alpha = weighting(sqrt_gramian(G))
+        with warnings.catch_warnings():
+            # cvxpy says, at every build, that torchjd's problem is not DPP (re-solves are not faster): a note
+            # to torchjd's authors, not to our user, and it broke --quiet
+            warnings.filterwarnings("ignore", message="You are solving a parameterized problem that is not DPP")
+            alpha = weighting(sqrt_gramian(G))
         self._solvers[K] = (solver, built or due)
         state["prev_alpha"] = torch.as_tensor(np.asarray(weighting.prvs_alpha, dtype=np.float64))
         state["calls"] = torch.tensor(calls + 1)
