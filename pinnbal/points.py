@@ -1,8 +1,9 @@
 """The point object ``p`` handed to every residual, value and reference callable.
 
 ``p.x`` is a coordinate column (N, 1); ``p.u`` an output column (N, 1);
-``p.u_xt`` the derivative of ``u`` by ``x`` then ``t``; ``p.d("u", "r", "r")``
-the same for coordinate names longer than one letter; ``p.kappa`` an unknown
+``p.u_xt`` the derivative of ``u`` by ``x`` then ``t``; with longer coordinate
+names ``p.u_tau`` (the suffix is read longest name first) or, always,
+``p.d("u", "r", "r")``; ``p.kappa`` an unknown
 coefficient.  Derivatives are computed lazily with ``torch.autograd.grad``
 (``create_graph=True`` so they can be trained through) and cached per batch;
 mixed partials commute, so ``u_xt`` and ``u_tx`` share one cache entry.  Each
@@ -79,15 +80,14 @@ class Points:
         for output in sorted(self._output_names, key=len, reverse=True):
             prefix = output + "_"
             if name.startswith(prefix) and len(name) > len(prefix):
-                letters = list(name[len(prefix) :])
-                bad = [c for c in letters if c not in self._coord_names]
-                if bad:
+                path, rest = split_coordinates(name[len(prefix):], self._coord_names)
+                if rest:
                     raise ProblemError(
-                        f"{self._where}: p.{name}: {bad[0]!r} is not a coordinate "
+                        f"{self._where}: p.{name}: {rest[0]!r} is not a coordinate "
                         f"(coordinates: {', '.join(self._coord_names)}); "
-                        f'for long coordinate names use p.d("{output}", "name", ...)'
+                        f'where names run together ambiguously use p.d("{output}", "name", ...)'
                     )
-                return output, letters
+                return output, path
         known = self._coord_names + self._output_names + list(self._unknowns)
         raise ProblemError(
             f"{self._where}: p.{name} is not a coordinate, output, unknown or derivative "
@@ -129,3 +129,17 @@ class Points:
             for i in range(self._coords.shape[1]):
                 self._cache.setdefault((j, tuple(sorted(key[:-1] + (i,)))), grad[:, i : i + 1])
         return self._cache[(j, key)]
+
+
+def split_coordinates(suffix: str, names: list[str]) -> tuple[list[str], str]:
+    """``"xtau"`` → (["x", "tau"], ""): the suffix of ``p.u_xtau`` read as coordinate names, longest name first
+    at each position (so ``tau`` wins over ``t``); what could not be read is returned as the rest."""
+    by_length = sorted(names, key=len, reverse=True)
+    path = []
+    while suffix:
+        name = next((n for n in by_length if suffix.startswith(n)), None)
+        if name is None:
+            return path, suffix
+        path.append(name)
+        suffix = suffix[len(name):]
+    return path, ""

@@ -53,6 +53,18 @@ def test_long_coordinate_names():
     assert torch.allclose(p.d("u", "radius", "radius"), 6 * r.detach())
 
 
+def test_multi_letter_coordinates_read_in_derivative_names_longest_first():
+    """Coordinates x and tau (and t): p.u_tau is d/dtau, p.u_xtau d2/dx dtau, p.u_t d/dt."""
+    c = torch.rand(9, 3, dtype=torch.float64).requires_grad_(True)
+    p = Points(c, ["x", "tau", "t"], ["u"], lambda c: c[:, :1] ** 2 * c[:, 1:2] ** 3 + c[:, 2:3], {})
+    x, tau = c[:, :1].detach(), c[:, 1:2].detach()
+    assert torch.allclose(p.u_tau, 3 * x**2 * tau**2)
+    assert torch.allclose(p.u_xtau, 6 * x * tau**2) and torch.equal(p.u_xtau, p.d("u", "x", "tau"))
+    assert torch.allclose(p.u_t, torch.ones_like(x))
+    with pytest.raises(pb.ProblemError, match="p.u_taux?y: 'y' is not a coordinate"):
+        p.u_tauy
+
+
 def test_derivative_of_a_constant_is_zero():
     x = torch.rand(5, 1, dtype=torch.float64).requires_grad_(True)
     p = Points(x, ["x"], ["u"], lambda c: 3 * c, {})
