@@ -44,15 +44,16 @@ def frame_times(n_times: int, frames: int = FRAMES) -> np.ndarray:
 
 def check_animatable(run: SavedRun, pic: Picture) -> None:
     """A one-line error unless the run is in one space coordinate and ``t``."""
-    if len(pic.all_coords) != 2 or "t" not in pic.coords:
-        raise PinnbalError(f"{run.path}: --gif animates problems in one space coordinate and t; "
+    if len(pic.all_coords) != 2 or not pic.is_space_time:
+        raise PinnbalError(f"{run.path}: --gif animates problems in one space coordinate and time "
+                           f"(a coordinate t, or the one an Initial term starts from); "
                            f"this one has coordinates {', '.join(pic.all_coords)}")
 
 
 def render_gif(run: SavedRun, pic: Picture, target: Path, frames: int = FRAMES) -> Path:
     """``target``: the solution against x, one frame per time; problems in (x, t) only."""
     check_animatable(run, pic)
-    t_axis = pic.coords.index("t")
+    t_axis = pic.coords.index(pic.time)
     x_axis = 1 - t_axis
     x, t = pic.axes[x_axis], pic.axes[t_axis]
     # (times, x, outputs) whatever the grid's order
@@ -91,7 +92,7 @@ def render_gif(run: SavedRun, pic: Picture, target: Path, frames: int = FRAMES) 
             if ref is not None:
                 panel["ref"].set_ydata(ref[k, :, j])
                 panel["err"].set_ydata(err[k, :, j])
-        stamp.set_text(f"{title(run)}\nt = {t[k]:.3g}")
+        stamp.set_text(f"{title(run)}\n{pic.time} = {t[k]:.3g}")
         return [line for panel in lines for line in panel.values()] + [stamp]
 
     animation = FuncAnimation(fig, draw, frames=picks, blit=False)

@@ -67,7 +67,7 @@ def render_run(path: str | Path, *, surface: bool = False, gif: bool = False) ->
     figures = run.path / "figures"
     figures.mkdir(exist_ok=True)
     written = [plot_training(run, figures / "losses.png"), plot_solution(run, picture, figures / "solution.png")]
-    if len(picture.axes) == 2 and "t" in picture.coords:
+    if picture.is_space_time:
         written.append(plot_snapshots(run, picture, figures / "snapshots.png"))
     written += render_scenes(run, picture, figures, surface)
     if gif:
@@ -107,6 +107,12 @@ class Picture:
     prediction: np.ndarray
     reference: np.ndarray | None
     fixed: dict[str, float]  # coordinates held at one value (mid-box)
+    time: str | None = None  # the time coordinate (drawn horizontally, sliced in snapshots and GIFs)
+
+    @property
+    def is_space_time(self) -> bool:
+        """A grid over one space coordinate and time."""
+        return len(self.axes) == 2 and self.time in self.coords
 
     @property
     def coords(self) -> list[str]:
@@ -128,7 +134,9 @@ def read_picture(run: SavedRun) -> Picture:
     shape = tuple(len(a) for a in axes) + (len(outputs),)
     reference = saved["reference"].reshape(shape) if "reference" in saved else None
     fixed = {n: float(saved["points"][0, i]) for i, n in enumerate(names) if i >= len(axes)}
-    return Picture(names, outputs, axes, saved["prediction"].reshape(shape), reference, fixed)
+    # run directories written before time_name existed: time is the coordinate called t
+    time = str(saved["time_name"]) if "time_name" in saved else ("t" if "t" in names else "")
+    return Picture(names, outputs, axes, saved["prediction"].reshape(shape), reference, fixed, time or None)
 
 
 def title(run: SavedRun) -> str:
@@ -288,7 +296,7 @@ def value_scale(*arrays: np.ndarray) -> tuple[str, Normalize]:
 
 def map_axes(pic: Picture) -> tuple[int, int]:
     """(horizontal, vertical) grid axes: time runs horizontally."""
-    return (1, 0) if pic.coords[1] == "t" else (0, 1)
+    return (1, 0) if pic.coords[1] == pic.time else (0, 1)
 
 
 def draw_map(ax, pic: Picture, values: np.ndarray, cmap: str, norm: Normalize):
@@ -326,7 +334,7 @@ def solution_maps(pic: Picture):
 
 def plot_snapshots(run: SavedRun, pic: Picture, target: Path, fractions=(0.25, 0.5, 0.75)) -> Path:
     """Problems in (x, t): the solution against x at a few times, one row per output."""
-    t_axis = pic.coords.index("t")
+    t_axis = pic.coords.index(pic.time)
     x_axis = 1 - t_axis
     t = pic.axes[t_axis]
     picks = [int(round(f * (len(t) - 1))) for f in fractions]
@@ -338,7 +346,7 @@ def plot_snapshots(run: SavedRun, pic: Picture, target: Path, fractions=(0.25, 0
             if pic.reference is not None:
                 ax.plot(pic.axes[x_axis], at(pic.reference[..., j]), "k-", lw=2.2, label="reference")
             ax.plot(pic.axes[x_axis], at(pic.prediction[..., j]), "C3--", lw=1.5, label="PINN")
-            ax.set_title(f"t = {t[k]:.3g}")
+            ax.set_title(f"{pic.time} = {t[k]:.3g}")
             ax.set_xlabel(pic.coords[x_axis])
             ax.set_ylabel(out)
             ax.grid(alpha=0.3)

@@ -361,6 +361,14 @@ class Problem:
     def term_names(self) -> list[str]:
         return [t.name for t in self.terms]
 
+    @property
+    def time(self) -> str | None:
+        """The time coordinate: the axis of the first ``pb.Initial`` term's face, else ``t`` if there is one."""
+        initial = next((t for t in self.terms if t.kind == "initial"), None)
+        if initial is not None:
+            return self.domain.names[initial.faces[0][0]]
+        return "t" if "t" in self.domain.names else None
+
     def validate(self) -> None:
         if not isinstance(self.name, str) or not NAME.match(self.name):
             raise ProblemError(f"Problem name {self.name!r}: use letters, digits, '_' or '-', starting with a letter")

@@ -675,7 +675,8 @@ def write_predictions(path: Path, run: Run, trainer: Trainer) -> None:
     axes, x, ref = problem.solution_grid(400 if problem.domain.dim == 1 else 200)
     arrays = {f"axis{i}": a for i, a in enumerate(axes)}
     arrays |= {"n_axes": np.array(len(axes)), "points": x, "prediction": trainer.predict(x),
-               "coord_names": np.array(problem.domain.names), "output_names": np.array(problem.outputs)}
+               "coord_names": np.array(problem.domain.names), "output_names": np.array(problem.outputs),
+               "time_name": np.array(problem.time or "")}
     if ref is not None:
         arrays["reference"] = ref
     arrays |= volume_arrays(problem, trainer.predict)  # a coarse 3D grid for pyvista scenes (3+ coordinates)

@@ -35,7 +35,7 @@ def test_balancer_runs_end_to_end(name, problem, tmp_path, capsys):
                "--depth", "1", "--log-every", "1", "--quiet", "--no-render", "--out", str(out)])
     err = capsys.readouterr().err
     if (name, problem) in REFUSED:
-        assert rc == 2 and "no coordinate 't'" in err and not out.exists()
+        assert rc == 2 and "no time coordinate" in err and not out.exists()
         return
     assert rc == 0, err
     metrics = json.loads((out / "metrics.json").read_text())

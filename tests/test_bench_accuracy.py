@@ -43,4 +43,4 @@ def test_the_cli_writes_the_report_and_refuses_bad_input(tmp_path, capsys):
     assert "no problem file" in capsys.readouterr().err
     assert main(["bench", "accuracy", "--problems", "helmholtz2d", "--balancers", "causal", "--quiet",
                  "--runs", str(tmp_path / "refused")]) == 2
-    assert "no coordinate 't'" in capsys.readouterr().err and not (tmp_path / "refused").exists()
+    assert "no time coordinate" in capsys.readouterr().err and not (tmp_path / "refused").exists()

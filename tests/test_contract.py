@@ -107,3 +107,23 @@ def test_weight_balancers_keep_switched_off_terms_and_weight_decay_as_declared(b
 def test_balanced_weight_decay_is_weighed_like_any_term():
     run = pb.train(held_problem(balanced=True), "lra:every=1", steps=5, lbfgs=0, width=8, depth=1, log_every=1)
     assert run.history[-1]["weight/l2"] != 1e-4 and run.history[-1]["weight/off"] == 0.0
+
+
+def test_a_time_axis_named_tau_is_time_for_causal_weights_snapshots_and_gifs(tmp_path):
+    """``pb.Initial(on=pb.Face(tau=0))`` makes tau the time: causal slices it, render draws x–tau snapshots."""
+    import math
+
+    from pinnbal.plots import read_picture, render_run
+    from pinnbal.runs import read_run
+
+    problem = pb.Problem("heat_tau", pb.Box(x=(0.0, 1.0), tau=(0.0, 0.5)), ["u"], [
+        pb.Residual("pde", lambda p: p.u_tau - 0.1 * p.u_xx, points=64),
+        pb.Initial("start", on=pb.Face(tau=0.0), value=lambda p: torch.sin(math.pi * p.x), points=16),
+        pb.Boundary("ends", on=pb.Face("x"), value=0.0, points=16),
+    ], reference=lambda p: torch.exp(-0.1 * math.pi**2 * p.tau) * torch.sin(math.pi * p.x))
+    assert problem.time == "tau"
+    run = pb.train(problem, "fixed+causal", steps=3, lbfgs=0, width=8, depth=1, out=tmp_path / "run", render=False)
+    assert run.metrics["status"] == "completed" and "causal_min/pde" in run.history[0]
+    assert read_picture(read_run(tmp_path / "run")).time == "tau"
+    names = [p.name for p in render_run(tmp_path / "run", gif=True)]
+    assert names == ["losses.png", "solution.png", "snapshots.png", "solution.gif"]

@@ -190,12 +190,13 @@ class Causal(PointScheme):
     so w is non-increasing in time and later times train only once earlier ones are solved.
     ε anneals: when the smallest weight exceeds δ, ε ← growth·ε (up to ``eps_max``), the paper's
     schedule ε ∈ {1e-2, 1e-1, 1, 10, 100} by default.  Empty slices are skipped.
-    Options: eps=0.01, eps_max=100, growth=10, delta=0.99, slices=32, time=t, terms=residual.
+    Options: eps=0.01, eps_max=100, growth=10, delta=0.99, slices=32, time=auto (the problem's time
+    coordinate: the one its Initial term starts from, else t), terms=residual.
     """
 
     name = "causal"
     summary = "causal weights (Wang et al. 2024): slice i weighted by exp(-eps * sum of earlier slice losses)"
-    options = {"eps": 0.01, "eps_max": 100.0, "growth": 10.0, "delta": 0.99, "slices": 32, "time": "t",
+    options = {"eps": 0.01, "eps_max": 100.0, "growth": 10.0, "delta": 0.99, "slices": 32, "time": "auto",
                "terms": "residual"}
     logged_state = ("causal_min",)
 
@@ -208,10 +209,13 @@ class Causal(PointScheme):
 
     def attach(self, problem) -> None:
         names = problem.domain.names
-        if self.opts["time"] not in names:
-            raise OptionError(f"balancer 'causal': the problem has no coordinate {self.opts['time']!r} "
-                              f"(coordinates: {', '.join(names)}); name the time axis with time=<coordinate>")
-        self.axis = names.index(self.opts["time"])
+        time = problem.time if self.opts["time"] == "auto" else self.opts["time"]
+        if time not in names:
+            missing = ("no time coordinate (no t and no Initial term)" if time is None
+                       else f"no coordinate {time!r}")
+            raise OptionError(f"balancer 'causal': the problem has {missing} (coordinates: {', '.join(names)}); "
+                              f"name the time axis with time=<coordinate>")
+        self.axis = names.index(time)
         self.span = (float(problem.domain.low[self.axis]), float(problem.domain.high[self.axis]))
 
     def init_points(self, terms):
