@@ -314,6 +314,10 @@ def cmd_compare(args) -> int:
         if outcome.error:
             sys.stderr.write(f"pinnbal: {outcome.job.label}: {outcome.status}: {outcome.error}\n")
     print(result.tables)
+    if result.skipped:
+        total = len(result.skipped) + len(result.outcomes)
+        print(f"\n{len(result.skipped)} of {total} runs were already finished with these settings and were not "
+              f"trained again (--force retrains them)")
     print(f"\nsummary: {result.summary}")
     return 1 if any(o.status not in FINAL for o in result.outcomes) else 0
 

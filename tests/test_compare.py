@@ -179,6 +179,7 @@ def test_rerun_skips_finished_runs_and_trains_unfinished_ones(cli, tiny_problem,
 
     r = cli(*args)
     assert r.rc == 0, r.err
+    assert "2 of 4 runs were already finished with these settings and were not trained again" in r.out
     after = mtimes(out)
     rerun = {"tiny/lra-s1/metrics.json", "tiny/fixed-s1/metrics.json"}
     assert {k: v for k, v in after.items() if k not in rerun} == {k: v for k, v in before.items() if k not in rerun}
