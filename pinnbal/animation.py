@@ -1,7 +1,7 @@
 """An animated GIF of a time-dependent solution, drawn from the run directory.
 
 ``pinnbal render RUN_DIR --gif`` (or ``render_run(path, gif=True)``) writes
-``figures/solution.gif`` for a problem in one space coordinate and ``t``:
+``figures/solution.gif`` for a problem in one space coordinate and time:
 one frame per time of the picture grid (thinned to at most ``frames``),
 each showing u(x, t) of the PINN against the reference, with the absolute
 error below on a log scale fixed over the whole animation, so that a
@@ -37,8 +37,6 @@ ERROR_FLOOR = 1e-8  # the log error axis never reaches below this
 
 def frame_times(n_times: int, frames: int = FRAMES) -> np.ndarray:
     """Indices of the picture grid's times that become frames: evenly spread, first and last included."""
-    if frames < 2:
-        raise PinnbalError(f"--gif needs at least 2 frames, got {frames}")
     return np.unique(np.round(np.linspace(0, n_times - 1, min(frames, n_times))).astype(int))
 
 
@@ -53,8 +51,7 @@ def check_animatable(run: SavedRun, pic: Picture) -> None:
 def render_gif(run: SavedRun, pic: Picture, target: Path, frames: int = FRAMES) -> Path:
     """``target``: the solution against x, one frame per time; problems in (x, t) only."""
     check_animatable(run, pic)
-    t_axis = pic.coords.index(pic.time)
-    x_axis = 1 - t_axis
+    x_axis, t_axis = pic.space_time_axes
     x, t = pic.axes[x_axis], pic.axes[t_axis]
     # (times, x, outputs) whatever the grid's order
     pred = np.moveaxis(pic.prediction, t_axis, 0)

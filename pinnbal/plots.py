@@ -115,6 +115,12 @@ class Picture:
         return len(self.axes) == 2 and self.time in self.coords
 
     @property
+    def space_time_axes(self) -> tuple[int, int]:
+        """(space, time) grid axes of a space-time picture."""
+        t_axis = self.coords.index(self.time)
+        return 1 - t_axis, t_axis
+
+    @property
     def coords(self) -> list[str]:
         return self.all_coords[: len(self.axes)]
 
@@ -334,8 +340,7 @@ def solution_maps(pic: Picture):
 
 def plot_snapshots(run: SavedRun, pic: Picture, target: Path, fractions=(0.25, 0.5, 0.75)) -> Path:
     """Problems in (x, t): the solution against x at a few times, one row per output."""
-    t_axis = pic.coords.index(pic.time)
-    x_axis = 1 - t_axis
+    x_axis, t_axis = pic.space_time_axes
     t = pic.axes[t_axis]
     picks = [int(round(f * (len(t) - 1))) for f in fractions]
     fig, grid = plt.subplots(len(pic.outputs), len(picks), figsize=(4.2 * len(picks), 3.2 * len(pic.outputs)),

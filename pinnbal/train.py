@@ -165,8 +165,12 @@ class Trainer:
         self.terms = [TermInfo(t.name, t.kind, float(config.weights.get(t.name, t.weight)), int(t.points))
                       for t in problem.terms]
         # terms no weight balancer moves: switched off (declared weight 0) and unbalanced regularisation
-        self.held = torch.tensor([info.weight == 0 or (term.kind == "regularisation" and not term.balanced)
-                                  for info, term in zip(self.terms, problem.terms)])
+        # (weight balancers only: an aggregator's weights are the effective weights of its direction, a
+        # record, not a setting); computed once, the step only applies them
+        held = [info.weight == 0 or (term.kind == "regularisation" and not term.balanced)
+                for info, term in zip(self.terms, problem.terms)]
+        self.held = torch.tensor(held) if any(held) and self.balancer.kind != "direction" else None
+        self.declared = torch.tensor([t.weight for t in self.terms], dtype=torch.float64)
         self.balancer.attach(problem)
         self.state = self.hold(self.balancer.init(self.terms))
         self.jacobian = JacobianEngine(config.jacobian)
@@ -215,16 +219,14 @@ class Trainer:
                                    f"for division by zero, log of negatives or NaN data")
 
     def held_weights(self, weights: torch.Tensor) -> torch.Tensor:
-        """``weights`` with the held terms put back to their declared values (weight balancers only: an
-        aggregator's weights are the effective weights of its direction, a record, not a setting)."""
-        if self.balancer.kind == "direction" or not bool(self.held.any()):
+        """``weights`` with the held terms put back to their declared values."""
+        if self.held is None:
             return weights
-        declared = torch.tensor([t.weight for t in self.terms], dtype=weights.dtype, device=weights.device)
-        return torch.where(self.held.to(weights.device), declared, weights)
+        return torch.where(self.held.to(weights.device), self.declared.to(weights), weights)
 
     def hold(self, state: dict) -> dict:
         """``state`` whose weights (what the EMA continues from, and L-BFGS uses) respect the held terms."""
-        return dict(state, weights=self.held_weights(state["weights"]))
+        return state if self.held is None else dict(state, weights=self.held_weights(state["weights"]))
 
     def ntk_traces(self, points: int) -> torch.Tensor:
         """NTK trace estimates from the first ``points`` points of each batch, on a graph of their own.
