@@ -335,3 +335,109 @@ def test_steps_to_target():
     history = [{"step": 0, "rel_l2": 0.5}, {"step": 9, "rel_l2": None}, {"step": 19, "rel_l2": 0.01}]
     assert steps_to(history, 0.02) == 20
     assert steps_to(history, 0.001) == math.inf
+
+
+# -- one data split for every balancer ---------------------------------------------------------------
+
+#: The tiny Poisson problem with 200 observations of u: learned and meta hold out 20 % of them (40).
+DATA = {"name": "data", "extra": "X_OBS = np.linspace(0.0, 1.0, 200)[:, None]",
+        "terms": ['pb.Residual("pde", lambda p: p.u_xx + math.pi**2 * torch.sin(math.pi * p.x), points=64)',
+                  'pb.Boundary("ends", value=0.0, points=2)',
+                  'pb.Data("obs", x=X_OBS, values=np.sin(math.pi * X_OBS))']}
+FAST_DATA = ["--steps", "3", "--lbfgs", "0", "--width", "8", "--depth", "1", "--quiet", "--jobs", "1"]
+SPLIT = ("- data split: every run trained on 160 of 200 observations of 'obs' (holdout 0.2, needed by learned); "
+         "the same split for every balancer (it depends only on the seed)")
+
+
+def trained_on(run) -> tuple[float, dict[str, int]]:
+    """(config.json's holdout, the points each term trained on) of a run directory."""
+    config = json.loads((run / "config.json").read_text())
+    return config["train"]["holdout"], {t["name"]: t["points"] for t in config["terms"]}
+
+
+def test_every_balancer_trains_on_the_split_a_validation_balancer_needs(cli, write_problem, tmp_path, monkeypatch):
+    import pinnbal.plots
+
+    # figures are tested above; drawing them would take most of this test's time
+    monkeypatch.setattr(pinnbal.plots, "render_run", lambda out, *args, **kwargs: None)
+    monkeypatch.setattr("pinnbal.compare.summary.draw_figures", lambda *args: [])
+    problem, out = write_problem(filename="data.py", **DATA), tmp_path / "sweep"
+    runs = out / "data"
+
+    # no balancer needs a validation set: all 200 observations, holdout 0
+    r = cli("compare", problem, "--balancers", "fixed,lra", "--seeds", "1", *FAST_DATA, "--out", out)
+    assert r.rc == 0, r.err
+    for b in ("fixed", "lra"):
+        assert trained_on(runs / f"{b}-s0") == (0.0, {"pde": 64, "ends": 2, "obs": 200})
+    md = (runs / "summary.md").read_text()
+    assert ("- data split: every run trained on all 200 observations of 'obs' (holdout 0: no balancer of this sweep "
+            "needs a validation set); the same data for every balancer") in md
+    assert "- points per term, the same for every run: pde 64, ends 2, obs 200\n" in md
+
+    # adding learned changes the split: the fixed run on all the data is refused, not reused, and kept
+    before = mtimes(out)
+    r = cli("compare", problem, "--balancers", "fixed,learned", "--seeds", "1", *FAST_DATA, "--out", out)
+    assert r.rc == 2 and len(r.err_lines) == 1, r.err
+    assert "fixed-s0: holds a finished run with other settings (holdout 0.0 (sweep: 0.2)" in r.err
+    assert "as learned needs" in r.err and "--force" in r.err
+    assert mtimes(out) == before and not (runs / "learned-s0").exists()
+
+    # --force trains fixed again: fixed and learned on the same 160 observations, config.json saying so
+    r = cli("compare", problem, "--balancers", "fixed,learned", "--seeds", "1", *FAST_DATA, "--out", out, "--force")
+    assert r.rc == 0, r.err
+    for b in ("fixed", "learned"):
+        assert trained_on(runs / f"{b}-s0") == (0.2, {"pde": 64, "ends": 2, "obs": 160})
+    md = (runs / "summary.md").read_text()
+    assert SPLIT in md.splitlines()
+    assert "- budget, the same for every run: 3 Adam steps (lr 0.005) + 0 L-BFGS iterations; mlp 1×8 tanh" in md
+    assert "- points per term, the same for every run: pde 64, ends 2, obs 160 of 200\n" in md
+    assert "- seed 0 (1 per balancer, the same for every balancer)" in md
+    assert SPLIT in r.out.splitlines()  # printed with the table
+    assert "--holdout 0.2" in md  # the command that reproduces it
+    assert trained_on(runs / "lra-s0")[0] == 0.0  # another balancer's directory: left as it was
+
+    # the same sweep again: both runs match (the holdout included) and are reused
+    stamp = mtimes(out)
+    r = cli("compare", problem, "--balancers", "fixed,learned", "--seeds", "1", *FAST_DATA, "--out", out)
+    assert r.rc == 0, r.err
+    assert "2 of 2 runs were already finished with these settings" in r.out
+    assert mtimes(out) == stamp
+
+
+def test_the_sweep_holdout_is_the_largest_any_balancer_uses(write_problem):
+    from pinnbal.compare.summary import holdout_source, shared_lines, training_observations
+    from pinnbal.compare.sweep import plan
+
+    data, tiny = write_problem(filename="data.py", **DATA), write_problem(filename="tiny.py")
+
+    def planned(balancers, problems=(data,), **settings):
+        return plan(list(problems), balancers, 1, None, 0.01, dict(SETTINGS, **settings))
+
+    assert planned(["fixed,lra,relobralo"]).holdout == 0.0
+    sweep = planned(["fixed,lra+rba,learned+rba"])  # a composition: the option of its term-level part
+    assert (sweep.holdout, sweep.needed) == (0.2, {"learned+rba": 0.2})
+    sweep = planned(["fixed,learned:holdout=0.3,meta"])
+    assert (sweep.holdout, sweep.needed) == (0.3, {"learned:holdout=0.3": 0.3, "meta": 0.2})
+    assert holdout_source(sweep) == "needed by learned:holdout=0.3"
+    assert planned(["fixed,learned"], holdout=0.1).holdout == 0.2
+    assert holdout_source(planned(["fixed,learned"], holdout=0.1)) == "needed by learned, above --holdout 0.1"
+    sweep = planned(["fixed,learned"], holdout=0.5)  # a larger --holdout stays
+    assert (sweep.holdout, holdout_source(sweep)) == (0.5, "from --holdout; learned needs 0.2")
+    assert "every run trained on 100 of 200 observations of 'obs' (holdout 0.5, from --holdout; learned needs " \
+           "0.2)" in "\n".join(shared_lines(sweep))
+    # no observations to split: the holdout stays as given
+    sweep = planned(["fixed,learned"], problems=(tiny,))
+    assert sweep.holdout == 0.0
+    assert "- data split: no pb.Data term: no observations to hold out (learned validates on fresh points only)" \
+           in "\n".join(shared_lines(sweep))
+    # several problems: one holdout for all, each problem's data named
+    sweep = planned(["fixed,meta"], problems=(tiny, data))
+    assert sweep.holdout == 0.2
+    lines = shared_lines(sweep)
+    assert "points per term, the same for every run: tiny: pde 64, ends 2; data: pde 64, ends 2, obs 160 of 200" \
+           in lines[1]
+    assert "160 of 200 observations of data's 'obs' (holdout 0.2, needed by meta)" in lines[2]
+
+    # Batches.split's rule: at least one observation held out and one kept; a single one is shared
+    assert [training_observations(n, h) for n, h in ((200, 0.2), (200, 0.0), (10, 0.01), (2, 0.9), (1, 0.2))] == [
+        160, 200, 9, 1, 1]

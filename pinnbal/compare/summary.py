@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import shlex
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -71,9 +71,24 @@ class Job:
         return f"{self.problem}/{self.out.name}"
 
 
+@dataclass(frozen=True)
+class TermSize:
+    """One term of a problem with points: its name, kind and declared points (a Data term: its observations)."""
+
+    name: str
+    kind: str
+    points: int
+
+
 @dataclass
 class Sweep:
-    """Everything a comparison needs, validated before any file is written."""
+    """Everything a comparison needs, validated before any file is written.
+
+    ``settings`` are every run's TrainConfig fields (seed aside), the same for
+    every balancer; its ``holdout`` is the largest validation fraction any
+    balancer of the sweep needs (``needed``) or the user's (``given_holdout``),
+    whichever is larger, so that every run trains on the same observations.
+    """
 
     problems: dict[str, str]  # problem name -> resolved path
     given_paths: list[str]
@@ -82,6 +97,14 @@ class Sweep:
     settings: dict[str, Any]
     out: Path
     target: float
+    terms: dict[str, list[TermSize]] = field(default_factory=dict)  # problem name -> its terms with points
+    given_holdout: float = 0.0  # the user's --holdout
+    needed: dict[str, float] = field(default_factory=dict)  # spec -> the holdout its validation set needs
+
+    @property
+    def holdout(self) -> float:
+        """The holdout every run of the sweep trains with (TrainConfig.holdout)."""
+        return float(self.settings.get("holdout", 0.0))
 
     @property
     def jobs(self) -> list[Job]:
@@ -272,6 +295,73 @@ def budget(settings: dict[str, Any]) -> str:
             f"{c.activation}; {c.dtype}")
 
 
+def training_observations(n: int, holdout: float) -> int:
+    """How many of a Data term's ``n`` observations a run with ``holdout`` trains on (the rule of
+    :meth:`pinnbal.batches.Batches.split`: at least one held out, at least one kept; a single one is shared)."""
+    if n < 2 or not holdout:
+        return n
+    return n - min(max(int(round(holdout * n)), 1), n - 1)
+
+
+def points_text(sweep: Sweep, problem: str) -> str:
+    """``pde 2048, walls 256, obs 160 of 200``: the points each term of ``problem`` trains on."""
+    parts = []
+    for term in sweep.terms.get(problem, []):
+        kept = training_observations(term.points, sweep.holdout) if term.kind == "data" else term.points
+        parts.append(f"{term.name} {kept}" + (f" of {term.points}" if kept != term.points else ""))
+    return ", ".join(parts) or "–"
+
+
+def holdout_source(sweep: Sweep) -> str:
+    """Where the sweep's holdout comes from: ``needed by learned``, ``from --holdout; meta needs 0.2``, ...;
+    '' when it is 0."""
+    h, given = sweep.holdout, sweep.given_holdout
+    if not h:
+        return ""
+    if sweep.needed and h > given:
+        by = ", ".join(spec for spec, v in sweep.needed.items() if v == h)
+        return f"needed by {by}" + (f", above --holdout {given:g}" if given else "")
+    needs = "; ".join(f"{spec} needs {v:g}" for spec, v in sweep.needed.items())
+    return "from --holdout" + (f"; {needs}" if needs else "")
+
+
+def split_text(sweep: Sweep, problems: list[str]) -> str:
+    """The data split every run of ``problems`` trains on, in one sentence."""
+    named = len(problems) > 1
+    data = [(p, t) for p in problems for t in sweep.terms.get(p, []) if t.kind == "data"]
+    if not data:
+        wanted = f" ({', '.join(sweep.needed)} validate{'s' * (len(sweep.needed) == 1)} on fresh points only)" \
+            if sweep.needed else ""
+        return f"no pb.Data term: no observations to hold out{wanted}; every balancer trains on the same terms"
+    h = sweep.holdout
+    pieces = [(f"{training_observations(t.points, h)} of {t.points}" if h else f"all {t.points}") + " observations of "
+              + (f"{p}'s " if named else "") + repr(t.name) for p, t in data]
+    if not h:
+        return (f"every run trained on {' and '.join(pieces)} (holdout 0: no balancer of this sweep needs a "
+                f"validation set); the same data for every balancer")
+    return (f"every run trained on {' and '.join(pieces)} (holdout {h:g}, {holdout_source(sweep)}); the same split "
+            f"for every balancer (it depends only on the seed)")
+
+
+def shared_lines(sweep: Sweep, problem: str | None = None) -> list[str]:
+    """What every run of the sweep shares (of ``problem``, or of all problems): budget, points, data split, seeds."""
+    from ..train import TrainConfig
+
+    problems = [problem] if problem is not None else list(sweep.problems)
+    resample = TrainConfig(**sweep.settings).resample_every
+    if len(problems) == 1:
+        points = points_text(sweep, problems[0])
+    else:
+        points = "; ".join(f"{p}: {points_text(sweep, p)}" for p in problems)
+    points += f" (redrawn every {resample} steps)" if resample else ""
+    seeds = sweep.seeds
+    return [f"- budget, the same for every run: {budget(sweep.settings)}",
+            f"- points per term, the same for every run: {points}",
+            f"- data split: {split_text(sweep, problems)}",
+            f"- {seeds_text(seeds)} ({len(seeds)} per balancer, the same for every balancer); "
+            f"target rel L2 ≤ {sweep.target:g}"]
+
+
 def seeds_text(seeds: list[int]) -> str:
     if seeds == list(range(seeds[0], seeds[0] + len(seeds))) and len(seeds) > 2:
         return f"seeds {seeds[0]}–{seeds[-1]}"
@@ -303,9 +393,7 @@ def header(sweep: Sweep, ledger: Ledger, problem: str | None = None) -> list[str
 
     from .. import __version__
 
-    seeds = sweep.seeds
-    return [f"- budget: {budget(sweep.settings)}",
-            f"- {seeds_text(seeds)} ({len(seeds)} per balancer); target rel L2 ≤ {sweep.target:g}",
+    return [*shared_lines(sweep, problem),
             f"- timings: {ledger.describe([j for j in sweep.jobs if problem in (None, j.problem)])}; "
             f"{platform.platform()}; pinnbal {__version__}, torch {torch.__version__}",
             f"- command: `{reproduce(sweep)}`"]
@@ -356,14 +444,16 @@ def ranking_table(sweep: Sweep, medians: dict[str, list[float | None]]) -> str:
 
 
 def write_summaries(sweep: Sweep, ledger: Ledger) -> tuple[Path, str]:
-    """Per-problem summaries and figures; with several problems also DIR/summary.md. Returns (path, tables)."""
+    """Per-problem summaries and figures; with several problems also DIR/summary.md. Returns (path, text to
+    print: what every run shared, then the tables)."""
     tables, medians = [], {}
     for problem in sweep.problems:
         table, groups = write_problem_summary(sweep, problem, ledger)
         tables.append(f"## {problem}\n\n{table}")
         medians[problem] = [median_of(g.errors()) for g in groups]
     if len(sweep.problems) == 1:
-        return sweep.out / next(iter(sweep.problems)) / "summary.md", tables[0]
+        only = next(iter(sweep.problems))
+        return sweep.out / only / "summary.md", "\n".join(shared_lines(sweep, only)) + "\n\n" + table
     ranking = ("## Ranking\n\nMean rank of the median rel L2 (1 = best); per problem: rank (median rel L2).\n\n"
                + ranking_table(sweep, medians))
     tables.append(ranking)
@@ -371,4 +461,4 @@ def write_summaries(sweep: Sweep, ledger: Ledger) -> tuple[Path, str]:
     text = "\n\n".join([f"# Balancer comparison: {', '.join(sweep.problems)}", "\n".join(header(sweep, ledger)),
                         links, *tables, LEGEND])
     atomic_write_bytes(sweep.out / "summary.md", (text + "\n").encode())
-    return sweep.out / "summary.md", "\n\n".join(tables)
+    return sweep.out / "summary.md", "\n\n".join(["\n".join(shared_lines(sweep)), *tables])

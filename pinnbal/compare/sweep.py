@@ -43,14 +43,26 @@ Choices:
   too: their runs checkpoint and stop) no queued run starts.  Workers train
   quietly; the parent shows one progress bar over finished runs.  A run that
   fails is reported and counted; the sweep goes on.
+- **One budget, one data split.**  Every run of a sweep trains with the same
+  settings (steps, L-BFGS iterations, points per term, network), and on the
+  same observations: ``learned`` and ``meta`` hold out a fraction of each
+  ``pb.Data`` term's observations for validation (their ``holdout`` option),
+  so when a balancer of the sweep does, every run's ``holdout``
+  (``TrainConfig.holdout``) is raised to the largest fraction any of them
+  uses (a larger ``--holdout`` stays), and the baselines train on the same
+  80 % rather than on all of the data.  The split depends only on the seed,
+  so it is the same for every balancer.  A sweep whose problems have no
+  ``pb.Data`` term keeps the given ``--holdout`` (there is nothing to split).
+  The summaries state the budget and the split.
 - **Resuming.**  A run whose ``metrics.json`` says ``completed`` (or
   ``diverged``: a result, and a deterministic one) and whose ``config.json``
   matches the sweep is skipped; any other state (no directory, ``config.json``
   without ``metrics.json``, ``interrupted``) is trained again from scratch
-  with ``force``.  A finished run with *other* settings is an error before
-  anything starts, unless ``force`` (so old results are never overwritten
-  by accident).  Every file is written atomically, so a killed sweep loses only
-  the runs in flight.
+  with ``force``.  A finished run with *other* settings (the holdout
+  included, so a run trained on another data split is never taken as
+  comparable) is an error before anything starts, unless ``force`` (so old
+  results are never overwritten by accident).  Every file is written
+  atomically, so a killed sweep loses only the runs in flight.
 """
 
 from __future__ import annotations
@@ -69,7 +81,7 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import OptionError, PinnbalError
 from ..rundir import read_json
-from .summary import FINAL, Entry, Job, Sweep, saved_state, write_summaries
+from .summary import FINAL, Entry, Job, Sweep, TermSize, saved_state, write_summaries
 
 #: A piece of a --balancers list that continues the spec before it: key=value or term<target.
 OPTION_PIECE = re.compile(r"^[^:]*[=<]")
@@ -96,7 +108,7 @@ class Comparison:
 
     sweep: Sweep
     summary: Path  # the summary.md to read first
-    tables: str  # the Markdown tables (what the CLI prints)
+    tables: str  # what the CLI prints: what every run shared (budget, points, data split, seeds), the tables
     outcomes: list[Outcome] = field(default_factory=list)  # the runs trained now
     skipped: list[Job] = field(default_factory=list)  # finished runs found on disk
     jobs: int = 1
@@ -176,9 +188,11 @@ def plan(problems: Sequence[str | Path], balancers: Iterable[str], seeds: int | 
                               f"its own name (it names the directory)")
         config.check(problem)
         loaded[problem.name], paths[problem.name] = problem, str(Path(given).resolve())
-    entries, canonicals, folders = [], {}, {}
+    entries, canonicals, folders, needed = [], {}, {}, {}
     for spec in split_balancers(balancers):
         balancer = make_balancer(spec)
+        if (fraction := validation_holdout(balancer)) > 0:
+            needed[spec] = fraction
         for problem in loaded.values():
             balancer.attach(problem)  # e.g. causal needs a time coordinate, rules a rule: refuse before any run
             balancer.init([TermInfo(t.name, t.kind, float(config.weights.get(t.name, t.weight)), int(t.points))
@@ -190,9 +204,26 @@ def plan(problems: Sequence[str | Path], balancers: Iterable[str], seeds: int | 
                                   f"name {entry.folder!r}); give each once")
             seen[key] = spec
         entries.append(entry)
+    settings = dict(settings)
+    # one data split for every balancer: the largest holdout any of them trains with (see the module docstring)
+    observed = any(t.kind == "data" and t.points >= 2 for p in loaded.values() for t in p.terms)
+    shared = max([config.holdout, *needed.values()]) if observed else config.holdout
+    if shared != config.holdout:
+        settings["holdout"] = shared
+    terms = {name: [TermSize(t.name, t.kind, int(t.points)) for t in problem.terms if t.has_points]
+             for name, problem in loaded.items()}
     default_out = Path("runs") / ("compare-" + "+".join(loaded))
-    return Sweep(paths, [str(p) for p in problems], entries, seeds, dict(settings),
-                 Path(out) if out else default_out, float(target))
+    return Sweep(paths, [str(p) for p in problems], entries, seeds, settings,
+                 Path(out) if out else default_out, float(target), terms, float(config.holdout), needed)
+
+
+def validation_holdout(balancer) -> float:
+    """The fraction of each Data term's observations ``balancer`` holds out for its validation set when it
+    trains (the rule of :class:`pinnbal.train.Trainer`); 0 for a balancer without one."""
+    if "context" not in balancer.needs:
+        return 0.0
+    part = getattr(balancer, "term", balancer)  # a Composite (lra+rba) keeps its options on its term-level part
+    return float(part.opts.get("holdout", 0.0))
 
 
 def pending(sweep: Sweep, force: bool) -> tuple[list[Job], list[Job]]:
@@ -212,8 +243,13 @@ def pending(sweep: Sweep, force: bool) -> tuple[list[Job], list[Job]]:
         elif difference is None:
             done.append(job)
         else:
-            raise OptionError(f"{job.out}: holds a finished run with other settings ({difference}); pass --force "
-                              f"to train it again or choose another --out")
+            why = ""
+            if difference.startswith("holdout ") and sweep.needed:
+                why = (f"; this sweep holds out {sweep.holdout:g} of the observations for every balancer, as "
+                       f"{', '.join(sweep.needed)} need{'s' * (len(sweep.needed) == 1)}, so that all train on "
+                       f"the same data")
+            raise OptionError(f"{job.out}: holds a finished run with other settings ({difference}{why}); pass "
+                              f"--force to train it again or choose another --out")
     return todo, done
 
 
