@@ -10,6 +10,7 @@ weights) instead of the plain mean.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,9 @@ import torch
 
 from .nets import PINNModel
 from .problem import Problem
+
+#: candidate points scored per forward pass in residual-based sampling (bounds its memory)
+CHUNK = 8192
 
 
 class Batches:
@@ -63,19 +67,38 @@ class Batches:
         rows = order[:held] if self.part == "validation" else order[held:]
         return x[rows], values[rows]
 
-    def redraw_by_residual(self, model: PINNModel, k: int, candidates: int, select) -> None:
-        """Redraw term ``k``'s points: ``select(ℓ, n, rng)`` picks n of ``candidates`` × n fresh ones by their
-        pointwise loss ℓ (residual-based adaptive sampling)."""
+    def redraw_by_residual(self, model: PINNModel, k: int, candidates: int, select, add: int | None = None) -> None:
+        """Residual-based adaptive sampling of term ``k``'s points (RAD, RAR-D).
+
+        A dense set of ``candidates`` × N fresh points (N the term's declared count, drawn by the run's
+        sampler from this batch's random stream) is scored by its pointwise loss ℓ, evaluated
+        :data:`CHUNK` points at a time; ``select(ℓ, n, rng)`` returns the indices of the n it picks.
+        ``add`` None: the term's points are replaced by n = (their count) picked ones (RAD).  ``add`` = m:
+        the term keeps its points, first and in order, and the m picked ones are appended after them
+        (RAR-D): per-point state of the kept points stays theirs (see
+        :func:`pinnbal.balancers.pointwise.resize_point_state`).  ``add=0`` leaves the term as it is.
+        """
         term, x, values = self.items[k]
+        if values is not None:
+            raise ValueError(f"term {term.name!r}: observations are fixed; residual-based sampling moves only "
+                             f"sampled points (residual, boundary, initial terms)")
+        if add == 0:
+            return
         pool = np.concatenate([term.sample(self.problem, self.rng, self.config.sampler)[0] for _ in range(candidates)])
+        chosen = pool[select(self.pointwise_loss(model, term, pool), len(x) if add is None else add, self.rng)]
+        new = torch.as_tensor(chosen, dtype=self.dtype, device=self.device)
+        if add is not None:
+            new = torch.cat([x.detach(), new])
+        self.items[k] = (term, new.requires_grad_(term.needs_derivatives), values)
+
+    def pointwise_loss(self, model: PINNModel, term, pool: np.ndarray) -> np.ndarray:
+        """The pointwise loss ℓ of ``term`` at each point of ``pool`` (M, d), :data:`CHUNK` points at a time."""
         ell = []
-        for chunk in np.array_split(pool, max(1, len(pool) // 8192)):
+        for chunk in np.array_split(pool, max(1, math.ceil(len(pool) / CHUNK))):
             xt = torch.as_tensor(chunk, dtype=self.dtype, device=self.device).requires_grad_(term.needs_derivatives)
             r = term.residual(model.points(xt, where=f"term {term.name!r}"), None)
             ell.append(term.loss_fn(r).mean(dim=1).detach().double().cpu().numpy())
-        chosen = pool[select(np.concatenate(ell), len(x), self.rng)]
-        xt = torch.as_tensor(chosen, dtype=self.dtype, device=self.device).requires_grad_(term.needs_derivatives)
-        self.items[k] = (term, xt, values)
+        return np.concatenate(ell)
 
     def leaves(self, n: int | None = None) -> "Batches":
         """A view of these batches (the first ``n`` points of each, or all) as new autograd leaves.

@@ -162,5 +162,10 @@ class PINNModel(nn.Module):
         last = [m for m in self.network.modules() if isinstance(m, nn.Linear)][-1]
         return [p for p in last.parameters() if p.requires_grad]
 
+    def weight_matrices(self) -> list[nn.Parameter]:
+        """The trainable weight matrices of the linear layers: no biases, no unknowns (``params=weights``, what
+        the authors' LRA code differentiates)."""
+        return [m.weight for m in self.network.modules() if isinstance(m, nn.Linear) and m.weight.requires_grad]
+
     def points(self, x: torch.Tensor, where: str) -> Points:
         return Points(x, self.problem.domain.names, self.problem.outputs, self, dict(self.unknowns), where)

@@ -40,6 +40,8 @@ import torch
 
 from . import __version__
 from .balancers import Balancer, Stats, TermInfo, make_balancer
+from .balancers.compose import Composite
+from .balancers.pointwise import PointScheme, weighted_means
 from .batches import Batches, evaluate_terms, term_losses
 from .context import TrainingContext
 from .early_stop import EarlyStopping
@@ -160,26 +162,33 @@ class Trainer:
                                 config.depth, config.activation, dropout=config.dropout)
         self.model = PINNModel(problem, network).to(device=self.device, dtype=self.dtype)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        # which parameters per-term gradients are taken over: every one, or the output layer's (params=last)
-        self.jacobian_params = self.model.output_layer() if self.balancer.opts.get("params") == "last" else self.params
-        self.terms = [TermInfo(t.name, t.kind, float(config.weights.get(t.name, t.weight)), int(t.points))
-                      for t in problem.terms]
-        # terms no weight balancer moves: switched off (declared weight 0) and unbalanced regularisation
-        # (weight balancers only: an aggregator's weights are the effective weights of its direction, a
-        # record, not a setting); computed once, the step only applies them
-        held = [info.weight == 0 or (term.kind == "regularisation" and not term.balanced)
-                for info, term in zip(self.terms, problem.terms)]
-        self.held = torch.tensor(held) if any(held) and self.balancer.kind != "direction" else None
-        self.declared = torch.tensor([t.weight for t in self.terms], dtype=torch.float64)
-        self.balancer.attach(problem)
-        self.state = self.hold(self.balancer.init(self.terms))
-        self.jacobian = JacobianEngine(config.jacobian)
+        # which parameters per-term gradients are taken over: every one, the output layer's (params=last) or
+        # the weight matrices (params=weights)
+        subsets = {"last": self.model.output_layer, "weights": self.model.weight_matrices}
+        chosen = subsets.get(self.balancer.opts.get("params"))
+        self.jacobian_params = self.params if chosen is None else chosen()
         # early stopping and validation-driven balancers evaluate on held-out points (and observations)
         wants_context = "context" in self.balancer.needs
         holdout = max(config.holdout, float(self.balancer.opts.get("holdout", 0.0)) if wants_context else 0.0)
         self.batches = Batches(problem, config, self.device, self.dtype, holdout=holdout)
         self.validation = (Batches(problem, config, self.device, self.dtype, part="validation", holdout=holdout)
                            if wants_context or config.early_stop else None)
+        # per-point state is sized from the batch each term trains on (after a holdout), not the declared count
+        self.terms = [TermInfo(t.name, t.kind, float(config.weights.get(t.name, t.weight)),
+                               1 if x is None else len(x))
+                      for t, (_, x, _) in zip(problem.terms, self.batches.items)]
+        # terms no balancer moves: switched off (declared weight 0) and unbalanced regularisation; computed
+        # once, the step only applies them
+        held = [info.weight == 0 or (term.kind == "regularisation" and not term.balanced)
+                for info, term in zip(self.terms, problem.terms)]
+        self.held = torch.tensor(held) if any(held) else None
+        self.declared = torch.tensor([t.weight for t in self.terms], dtype=torch.float64)
+        # an aggregator sees the rows w_k g_k of the declared objective (held rows zero); None: all w_k = 1
+        self.row_scale = (None if self.balancer.kind != "direction" or bool((self.declared == 1).all())
+                          else torch.where(self.held, 0.0, self.declared) if self.held is not None else self.declared)
+        self.balancer.attach(problem)
+        self.state = self.hold(self.balancer.init(self.terms))
+        self.jacobian = JacobianEngine(config.jacobian)
         self.early = EarlyStopping(config.early_stop)
         with user_errors():
             self.eval_x, self.eval_v = problem.evaluation_set()
@@ -190,6 +199,7 @@ class Trainer:
             self.adam, config.lr_decay ** (1.0 / config.lr_decay_every))
         self.context = TrainingContext(self) if wants_context else None
         self.lbfgs: torch.optim.LBFGS | None = None
+        self.frozen: list[torch.Tensor | None] | None = None  # per-point multipliers held through L-BFGS
         # progress counters: everything a resumed run needs to continue exactly
         self.next_step = 0  # the next Adam step
         self.lbfgs_done = 0  # L-BFGS iterations done
@@ -225,8 +235,11 @@ class Trainer:
         return torch.where(self.held.to(weights.device), self.declared.to(weights), weights)
 
     def hold(self, state: dict) -> dict:
-        """``state`` whose weights (what the EMA continues from, and L-BFGS uses) respect the held terms."""
-        return state if self.held is None else dict(state, weights=self.held_weights(state["weights"]))
+        """``state`` whose weights (what the EMA continues from, and L-BFGS uses) respect the held terms;
+        an aggregator's state is its own (its coefficients apply to the scaled rows)."""
+        if self.held is None or self.balancer.kind == "direction":
+            return state
+        return dict(state, weights=self.held_weights(state["weights"]))
 
     def ntk_traces(self, points: int) -> torch.Tensor:
         """NTK trace estimates from the first ``points`` points of each batch, on a graph of their own.
@@ -300,12 +313,19 @@ class Trainer:
                 return
 
     def resample_by_residual(self) -> None:
-        """RAR-style redraw of the residual terms' points, chosen by the balancer from fresh candidates."""
+        """Residual-based adaptive sampling of the scheme's terms from fresh candidates: RAD replaces their
+        points (per-point state starts afresh), RAR-D appends to them (kept points keep their state)."""
         scheme = self.balancer.resampler()
+        appends = getattr(scheme, "appends", False)
         for k, term in enumerate(self.problem.terms):
             if term.kind in scheme.term_kinds():
-                self.batches.redraw_by_residual(self.model, k, scheme.opts["candidates"], scheme.select)
-        self.state = self.balancer.redrawn(self.state)
+                add = scheme.added(k, len(self.batches.items[k][1])) if appends else None
+                self.batches.redraw_by_residual(self.model, k, scheme.opts["candidates"], scheme.select, add=add)
+        if appends:
+            self.state = self.balancer.fit_points(self.state, [None if x is None else len(x)
+                                                               for _, x, _ in self.batches.items])
+        else:
+            self.state = self.balancer.redrawn(self.state)
 
     def roll_back(self, step: int, losses: torch.Tensor) -> None:
         """A non-finite loss or gradient: restore the last good state, halve the learning rate."""
@@ -330,36 +350,49 @@ class Trainer:
         traces = self.ntk_traces(self.balancer.opts["points"]) if "ntk" in needs else None
         whole = self.jacobian_params is self.params  # J over every parameter: the step is Σ w_k J_k
         J = self.jacobian(values.terms, self.jacobian_params, retain_graph=not whole) if "jacobian" in needs else None
-        stats = Stats(losses=losses.detach(), jacobian=J, ntk_traces=traces,
+        rows = J if J is None or self.row_scale is None else self.row_scale.to(J)[:, None] * J
+        stats = Stats(losses=losses.detach(), jacobian=rows, ntk_traces=traces,
                       pointwise=[ell.detach() for ell in values.pointwise], points=self.batches.points,
                       context=self.context if "context" in needs else None)
-        weights, state = self.balancer.update(stats, self.state, step=step, progress=step / max(self.config.steps, 1))
+        weights, state = self.balancer.update(stats, self.state, step=step, progress=adam_progress(step, self.config.steps))
         self.state = self.hold(state)
+        if J is not None and self.balancer.kind == "direction":
+            flat = self.balancer.combine(rows, weights.to(J), self.state)
+            if self.row_scale is not None:  # held terms at their declared weights; logged: effective c_k w_k
+                if self.held is not None:
+                    flat = flat + torch.where(self.held, self.declared, 0.0).to(J) @ J
+                weights = self.held_weights(weights * self.row_scale)
+            self.set_grad(flat)
+            return values.means, weights
         weights = self.held_weights(weights)
         w = weights.to(losses)
         if J is not None and whole:
-            flat = self.balancer.combine(J, w, self.state)
-            offset = 0
-            for p in self.params:
-                p.grad = flat[offset: offset + p.numel()].view_as(p).clone()
-                offset += p.numel()
+            self.set_grad(self.balancer.combine(J, w, self.state))
         else:
             (w * losses).sum().backward()
         # the history records the plain mean pointwise losses, comparable across balancers
         return values.means, weights
 
+    def set_grad(self, flat: torch.Tensor) -> None:
+        """Each parameter's ``.grad`` from the flat direction (P,)."""
+        offset = 0
+        for p in self.params:
+            p.grad = flat[offset: offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
+
     def _lbfgs(self, bar, started: float) -> None:
-        # an aggregator's per-step weights mean nothing as a fixed blend: L-BFGS takes the initial weights
-        held = self.state["initial"] if self.balancer.kind == "direction" else self.state["weights"]
+        held = self.held_weights(self.balancer.fixed_weights(self.state))
         self.model.eval()  # a deterministic objective for the line search: no dropout
         weights = held.to(device=self.device, dtype=self.dtype)
         if self.lbfgs is None:
             self.lbfgs = new_lbfgs(self.params, self.config.log_every)
+            self.frozen = self.freeze_points()
         optimizer, last = self.lbfgs, {}
+        objective = self.balancer if self.frozen is None else FrozenPoints(self.frozen)
 
         def closure():
             optimizer.zero_grad(set_to_none=True)
-            values = evaluate_terms(self.model, self.batches, self.balancer, self.state)
+            values = evaluate_terms(self.model, self.batches, objective, self.state)
             total = (weights * values.losses).sum()
             total.backward()
             last["losses"] = values.means
@@ -395,6 +428,20 @@ class Trainer:
             if self.checkpoint_if_due(started, self.config.checkpoint_every if crossed else 1, stopping):
                 return
 
+    def freeze_points(self) -> list[torch.Tensor | None] | None:
+        """The per-point multipliers at the switch to L-BFGS, held for the whole phase (None: no point scheme).
+
+        Recomputed at every closure call (rba from the current residuals, causal from the current slice
+        losses) they would move the objective under the line search; frozen, L-BFGS minimises one fixed
+        function, mean_i m_i ℓ_i per term, as Adam's last step weighted it.
+        """
+        if not isinstance(self.balancer, (PointScheme, Composite)):
+            return None
+        values = evaluate_terms(self.model, self.batches)
+        pointwise = [ell.detach() for ell in values.pointwise]
+        return [None if m is None else m.detach().clone()
+                for m in self.balancer.multipliers(pointwise, self.batches.points, self.state)]
+
     # -- checkpoints ------------------------------------------------------------
     def checkpoint_if_due(self, started: float, done: int, stopping: bool) -> bool:
         """Checkpoint when ``done`` is a multiple of ``checkpoint_every``, and when stopping; True: stop now."""
@@ -418,6 +465,7 @@ class Trainer:
             "adam": self.adam.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "lbfgs": None if self.lbfgs is None else self.lbfgs.state_dict(),
+            "lbfgs_multipliers": self.frozen,
             "balancer": dict(self.state),
             "batches": [None if x is None else x.detach() for _, x, _ in self.batches.items],
             "sampler_rng": self.batches.rng.bit_generator.state,
@@ -437,6 +485,7 @@ class Trainer:
         if saved["lbfgs"] is not None:
             self.lbfgs = new_lbfgs(self.params, self.config.log_every)
             self.lbfgs.load_state_dict(saved["lbfgs"])
+            self.frozen = saved.get("lbfgs_multipliers")
         self.state = dict(saved["balancer"])
         self.batches.items = [(t, None if x is None else x.to(self.device).requires_grad_(t.needs_derivatives), v)
                               for (t, _, v), x in zip(self.batches.items, saved["batches"])]
@@ -533,11 +582,28 @@ class Trainer:
             "problem_path": self.problem_path,
             "balancer": self.balancer.spec,
             "terms": [asdict(t) for t in self.terms],
+            "holdout_used": self.batches.holdout,  # --holdout, or more where a validation balancer needs it
             "train": asdict(self.config),
             "versions": {"pinnbal": __version__, "torch": torch.__version__, "numpy": np.__version__,
                          "python": platform.python_version()},
             "machine": platform.platform(),
         }
+
+
+class FrozenPoints:
+    """The term losses L_k = mean_i m_i ℓ_i with multipliers fixed at the switch to L-BFGS."""
+
+    def __init__(self, multipliers: list[torch.Tensor | None]):
+        self.multipliers = multipliers
+
+    def losses(self, pointwise, points, state) -> list[torch.Tensor]:
+        return weighted_means(pointwise, self.multipliers)
+
+
+def adam_progress(step: int, steps: int) -> float:
+    """Training progress of Adam step ``step`` of ``steps``: 0 at the first step, 1.0 at the last, so a
+    schedule's ramp reaches its end value (a single step is the last one: 1.0)."""
+    return 1.0 if steps <= 1 else min(step / (steps - 1), 1.0)
 
 
 def make_bar(total: int, enabled: bool, desc: str, initial: int = 0):

@@ -5,6 +5,7 @@ import pytest
 
 from pinnbal.balancers import BALANCERS
 from pinnbal.cli import main
+from pinnbal.rundir import read_csv
 
 #: specs that exercise each method's own options where it has term-named ones, and compositions
 SPECS = {name: name for name in BALANCERS} | {
@@ -15,7 +16,12 @@ SPECS = {name: name for name in BALANCERS} | {
     "lra+rba": "lra:every=2,params=last+rba",
     "gradnorm-eq+causal+sa": "gradnorm-eq:every=2+causal+sa",
     "upgrad+rba": "upgrad+rba",
+    "ntk": "ntk:every=2",
+    "meta": "meta:k=2",
 }
+#: methods that update only every N steps (ntk every=100, meta k=50 by default), run at N = 2 so that the
+#: 4 Adam steps hold two updates of each, at steps 0 and 2
+PERIODIC = {"ntk": "every=2", "meta": "k=2"}
 #: (balancer, problem) pairs that must refuse with a clear line: Helmholtz has no time coordinate
 REFUSED = {("causal", "helmholtz2d"), ("gradnorm-eq+causal+sa", "helmholtz2d")}
 #: a rule for --balancer rules, appended to a copy of the shipped problem file
@@ -42,5 +48,13 @@ def test_balancer_runs_end_to_end(name, problem, tmp_path, capsys):
     assert metrics["balancer"] == name and metrics["status"] == "completed"
     weights = metrics["final_weights"].values()
     assert all(w >= 0 for w in weights) and metrics["rel_l2"] is not None
+    if name in PERIODIC:
+        assert PERIODIC[name] in metrics["balancer_spec"].split(":")[1].split(",")
+        declared = [t["weight"] for t in json.loads((out / "config.json").read_text())["terms"]]
+        rows = [r for r in read_csv(out / "history.csv") if r["phase"] == "adam"]
+        w = [[r[f"weight/{t}"] for t in metrics["final_weights"]] for r in rows]
+        assert [r["step"] for r in rows] == [0, 1, 2, 3]
+        assert w[0] != declared and w[1] == w[0]  # the first update moved them; they hold until the next
+        assert w[2] != w[1] and w[3] == w[2]  # the second moved them again
     if name == "rules":
-        assert metrics["final_weights"]["pde"] == pytest.approx(1.75)  # the rule at the last Adam step, 3/4
+        assert metrics["final_weights"]["pde"] == pytest.approx(2.0)  # the rule at the last Adam step: progress 1

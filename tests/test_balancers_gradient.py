@@ -110,11 +110,60 @@ def test_gradnorm_linear_space_takes_the_papers_plain_step():
     assert weights.tolist() == pytest.approx((2 * w / w.sum()).tolist())
 
 
-@pytest.mark.parametrize("cls", CLASSES)
-def test_single_term(cls):
-    for scale in (1.0, 0.0, 1e30):
-        weights, _ = run(cls(every="1"), jacobian_with_scales(scale), 5)
-        assert weights.shape == (1,) and weights.tolist() == pytest.approx([1.0])
+#: two distinct, non-parallel gradients with norms 3 and 4
+J_34 = torch.tensor([[3.0, 0.0], [2.4, 3.2]], dtype=F64)
+#: after n updates toward a constant target t from w = 1, the EMA with alpha = 0.9 is 1 + (1 - 0.9^n)(t - 1)
+MOVED_5 = 1 - 0.9 ** 5
+
+
+def gradnorm_by_hand(losses, steps, a=1.5, lr=0.025):
+    """GradNorm's update in log space, written out for the norms (3, 4) of J_34: G_k = w_k n_k, r_k the loss
+    ratio L_k(t)/L_k(0) over its mean, lambda_k = log w_k - lr sign(G_k - mean(G) r_k^a) G_k / mean(G), then
+    w = 2 softmax(lambda)."""
+    n, w = (3.0, 4.0), [1.0, 1.0]
+    for step in range(steps):
+        rel = [loss / first for loss, first in zip(losses(step), losses(0))]
+        r = [x / (sum(rel) / 2) for x in rel]
+        G = [w[k] * n[k] for k in range(2)]
+        Gbar = sum(G) / 2
+        lam = [math.log(w[k]) - lr * math.copysign(1.0, G[k] - Gbar * r[k] ** a) * G[k] / Gbar for k in range(2)]
+        w = [2 * math.exp(x) / sum(math.exp(y) for y in lam) for x in lam]
+    return w
+
+
+#: (balancer, expected weights after 5 updates every step on J_34, unit losses), each from its formula
+FORMULA_CASES = {
+    # target 2 (1/3, 1/4) / (1/3 + 1/4) = (8/7, 6/7) (eps = 1e-8 is negligible), EMA alpha = 0.9
+    "gradscale": (lambda: GradScale(every="1"), [1 + MOVED_5 * (8 / 7 - 1), 1 + MOVED_5 * (6 / 7 - 1)]),
+    # target (3 + 4) / (3, 4) = (7/3, 7/4), EMA alpha = 0.9
+    "gradnorm-eq": (lambda: GradNormEq(every="1"), [1 + MOVED_5 * (7 / 3 - 1), 1 + MOVED_5 * (7 / 4 - 1)]),
+    # equal loss rates (r = 1): five log-space steps toward G_1 = G_2
+    "gradnorm": (GradNorm, gradnorm_by_hand(lambda step: [1.0, 1.0], 5)),
+}
+
+
+@pytest.mark.parametrize("name", FORMULA_CASES)
+def test_two_distinct_gradients_give_the_formula_weights_after_five_updates(name):
+    make, expected = FORMULA_CASES[name]
+    weights, state = run(make(), J_34, 5)
+    assert weights.tolist() == pytest.approx(expected, rel=1e-9)
+    assert abs(expected[0] - expected[1]) > 0.05 and int(state["skipped"]) == 0
+
+
+@pytest.mark.parametrize("second, other", [((0.9, 1.1), 1.0), ((0.93, 1.07), 2.0)])
+def test_gradnorm_loss_ratios_and_asymmetry_by_hand(second, other):
+    """Step 0 (r = 1): lambda = (+0.025 * 3/3.5, -0.025 * 4/3.5), w = 2 / (1 + e^(-/+0.05)) = (1.025, 0.975).
+    Step 1, losses ``second`` against (1, 1) at step 0: r = ``second``, and G / mean(G) = (3.075, 3.9) / 3.4875
+    = (0.882, 1.118) lies between r^a and r^other, so the step's signs differ from those of asymmetry=other."""
+    weights, _ = run(GradNorm(), J_34, 1)
+    assert weights.tolist() == pytest.approx([2 / (1 + math.exp(-0.05)), 2 / (1 + math.exp(0.05))], rel=1e-12)
+
+    def losses(step):
+        return [1.0, 1.0] if step == 0 else list(second)
+
+    weights, _ = run(GradNorm(), J_34, 2, lambda step: torch.tensor(losses(step), dtype=F64))
+    assert weights.tolist() == pytest.approx(gradnorm_by_hand(losses, 2), rel=1e-12)
+    assert weights.tolist() != pytest.approx(gradnorm_by_hand(losses, 2, a=other), rel=1e-3)
 
 
 @pytest.mark.parametrize("cls", CLASSES)

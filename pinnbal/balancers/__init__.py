@@ -28,7 +28,7 @@ from .lra import LRA
 from .meta import Meta
 from .ntk import NTK
 from .performance import Performance
-from .pointwise import RAR, RBA, SA, Causal
+from .pointwise import RAD, RAR, RBA, SA, Causal
 from .relobralo import ReLoBRaLo
 from .resnorm import ResNorm
 from .rlw import RLW
@@ -39,7 +39,7 @@ from .uncertainty import Uncertainty
 
 BALANCERS: dict[str, type[Balancer]] = {cls.name: cls for cls in (
     Fixed, Schedule, Performance, DWA, SoftAdapt, ReLoBRaLo, ResNorm, RLW, Uncertainty, Bayes,
-    LRA, GradScale, GradNormEq, GradNorm, NTK, *AGGREGATORS, Rules, RBA, SA, Causal, RAR, Learned, Meta,
+    LRA, GradScale, GradNormEq, GradNorm, NTK, *AGGREGATORS, Rules, RBA, SA, Causal, RAD, RAR, Learned, Meta,
 )}
 
 

@@ -88,8 +88,18 @@ as ``coef/<term>``) and the direction is built from them.
 
 Every method runs every step (no ``every``, EMA or bounds).  State lives in
 the state dict: Nash-MTL's warm start and call count, ConFIG's momentum
-buffers, the step that seeds GradDrop; save, load and resume continue
-exactly.  (Nash-MTL keeps one cvxpy problem per K in the object as a
+buffers, and the direction ConFIG and GradDrop compute once per step in
+``target`` (``combine`` only hands it over); save, load and resume continue
+exactly.
+
+The same objective as every other balancer: the engine hands an aggregator
+the rows w_k g_k, each scaled by its term's declared weight (problem file or
+``--weights``), and rows of held terms (weight 0, or a regularisation term
+not balanced) set to zero; the held terms enter the direction afterwards at
+their declared weights, Σ_held w_k g_k.  Zero rows take no part in a method
+(MGDA's min-norm point would otherwise be the zero vector).  The logged
+weight of term k is its effective weight on L_k, c_k w_k, and the L-BFGS
+phase minimises Σ_k w_k L_k with the declared weights.  (Nash-MTL keeps one cvxpy problem per K in the object as a
 compile cache; its parameters are all reset before every solve, so results
 do not depend on it.)
 
@@ -167,6 +177,10 @@ class DirectionBalancer(Balancer):
             raise OptionError(f"balancer {self.name!r} needs {missing}: {INSTALL}")
         super().__init__(**opts)
 
+    def fixed_weights(self, state: dict) -> torch.Tensor:
+        """A direction's per-step coefficients mean nothing as a fixed blend: L-BFGS takes the declared weights."""
+        return state["initial"]
+
     def need(self, ok: bool, key: str, what: str) -> None:
         """Raise the one-line OptionError ``balancer 'x': key=value; need what`` unless ``ok``."""
         if not ok:
@@ -197,7 +211,13 @@ class GramianBalancer(DirectionBalancer):
         if not trace > 0:  # every gradient is zero: any weights give the zero step; keep the previous ones
             return state["weights"]
         G = G / trace if self.scale_free else G * s2
-        coef = self.weigh(G, state, step).detach().to(device="cpu", dtype=F64)
+        # a zero row (a switched-off term: weight 0) takes no part: MGDA's min-norm point would be 0 with it
+        rows = G.diagonal() > 0
+        if bool(rows.all()):
+            coef = self.weigh(G, state, step, rows).detach().to(device="cpu", dtype=F64)
+        else:
+            coef = torch.zeros(len(rows), dtype=F64)
+            coef[rows] = self.weigh(G[rows][:, rows], state, step, rows).detach().to(device="cpu", dtype=F64)
         if not self.signed:
             return coef
         state["coef"] = coef
@@ -208,7 +228,9 @@ class GramianBalancer(DirectionBalancer):
             weights = state["coef"]
         return weights.to(jacobian) @ jacobian
 
-    def weigh(self, G: torch.Tensor, state: dict, step: int) -> torch.Tensor:
+    def weigh(self, G: torch.Tensor, state: dict, step: int, rows: torch.Tensor) -> torch.Tensor:
+        """Coefficients (k,) for the Gramian ``G`` (k × k) of the non-zero rows; ``rows`` (K,) marks which rows
+        of J those are (only Nash-MTL, whose warm start is per term, reads it)."""
         raise NotImplementedError
 
 
@@ -226,7 +248,7 @@ class PCGrad(GramianBalancer):
         super().check_options()
         self.need(self.opts["seed"] >= 0, "seed", "an integer >= 0")
 
-    def weigh(self, G, state, step):
+    def weigh(self, G, state, step, rows):
         from torchjd.aggregation import PCGradWeighting
 
         with torch.random.fork_rng(devices=[]):
@@ -247,7 +269,7 @@ class MGDA(GramianBalancer):
         self.need(self.opts["epsilon"] > 0, "epsilon", "epsilon > 0")
         self.need(self.opts["max_iters"] >= 1, "max_iters", "an integer >= 1")
 
-    def weigh(self, G, state, step):
+    def weigh(self, G, state, step, rows):
         from torchjd.aggregation import MGDAWeighting
 
         return MGDAWeighting(epsilon=self.opts["epsilon"], max_iters=self.opts["max_iters"])(G)
@@ -266,7 +288,7 @@ class ProjectionBalancer(GramianBalancer):
         super().check_options()
         self.need(self.opts["reg_eps"] >= 0, "reg_eps", "reg_eps >= 0")
 
-    def weigh(self, G, state, step):
+    def weigh(self, G, state, step, rows):
         import torchjd.aggregation
         from torchjd.linalg import QuadprogProjector
 
@@ -299,7 +321,7 @@ class CAGrad(GramianBalancer):
         self.need(self.opts["c"] >= 0, "c", "c >= 0")
         self.need(self.opts["norm_eps"] >= 0, "norm_eps", "norm_eps >= 0")
 
-    def weigh(self, G, state, step):
+    def weigh(self, G, state, step, rows):
         from torchjd.aggregation import CAGradWeighting
 
         return CAGradWeighting(c=self.opts["c"], norm_eps=self.opts["norm_eps"])(G)
@@ -315,7 +337,7 @@ class IMTLG(GramianBalancer):
     signed = True
     logged_state = ("coef",)
 
-    def weigh(self, G, state, step):
+    def weigh(self, G, state, step, rows):
         from torchjd.aggregation import IMTLGWeighting
 
         return IMTLGWeighting()(G)
@@ -336,7 +358,7 @@ class AlignedMTL(GramianBalancer):
         super().check_options()
         self.need(self.opts["scale_mode"] in ("min", "median", "rmse"), "scale_mode", "min, median or rmse")
 
-    def weigh(self, G, state, step):
+    def weigh(self, G, state, step, rows):
         from torchjd.aggregation import AlignedMTLWeighting
 
         return AlignedMTLWeighting(scale_mode=self.opts["scale_mode"])(G)
@@ -379,10 +401,10 @@ class NashMTL(GramianBalancer):
         state["calls"] = torch.zeros((), dtype=torch.int64)
         return state
 
-    def weigh(self, G, state, step):
+    def weigh(self, G, state, step, rows):
         from torchjd.aggregation import NashMTL as TorchjdNashMTL
 
-        K = G.shape[0]
+        K = G.shape[0]  # the number of non-zero rows
         if K not in self._solvers:
             self._solvers[K] = (TorchjdNashMTL(n_tasks=K, max_norm=self.opts["max_norm"],
                                                update_weights_every=self.opts["update_weights_every"],
@@ -391,7 +413,7 @@ class NashMTL(GramianBalancer):
         weighting = solver.weighting
         calls = int(state["calls"])
         due = calls % self.opts["update_weights_every"] == 0
-        weighting.prvs_alpha = state["prev_alpha"].numpy().copy()
+        weighting.prvs_alpha = state["prev_alpha"][rows].numpy().copy()
         # torchjd builds its cvxpy problem on the call with step 0; a fresh solver on a due call gets step 0
         weighting.step = float(calls) if built or not due else 0.0
         with warnings.catch_warnings():
@@ -400,7 +422,9 @@ class NashMTL(GramianBalancer):
             warnings.filterwarnings("ignore", message="You are solving a parameterized problem that is not DPP")
             alpha = weighting(sqrt_gramian(G))
         self._solvers[K] = (solver, built or due)
-        state["prev_alpha"] = torch.as_tensor(np.asarray(weighting.prvs_alpha, dtype=np.float64))
+        prev_alpha = state["prev_alpha"].clone()
+        prev_alpha[rows] = torch.as_tensor(np.asarray(weighting.prvs_alpha, dtype=np.float64))
+        state["prev_alpha"] = prev_alpha
         state["calls"] = torch.tensor(calls + 1)
         return alpha
 
@@ -424,17 +448,17 @@ class GradDrop(DirectionBalancer):
 
     def init(self, terms):
         state = super().init(terms)
-        state["step"] = torch.zeros((), dtype=torch.int64)  # the step whose draw the direction uses
+        state["direction"] = torch.zeros(0)  # this step's direction, computed once in target
         return state
 
     def target(self, stats, state, *, step, progress):
-        state["step"] = torch.tensor(step)
-        return effective_weights(stats.jacobian, self.direction(stats.jacobian, step))
+        state["direction"] = self.direction(stats.jacobian, step)
+        return effective_weights(stats.jacobian, state["direction"])
 
     def combine(self, jacobian, weights, state):
-        if not finite(jacobian):
+        if not finite(jacobian):  # target was skipped: a non-finite step, which the engine rolls back
             return super().combine(jacobian, weights, state)
-        return self.direction(jacobian, int(state["step"]))
+        return state["direction"].to(jacobian)
 
     def direction(self, jacobian: torch.Tensor, step: int) -> torch.Tensor:
         J = jacobian.detach()
@@ -469,11 +493,11 @@ class ConFIG(DirectionBalancer):
 
     def init(self, terms):
         state = super().init(terms)
+        state["direction"] = torch.zeros(0, dtype=F64)  # this step's direction, computed once in target
         if self.opts["momentum"]:
             K = len(terms)
             state |= {"t": torch.zeros((), dtype=torch.int64), "m": torch.zeros((K, 0), dtype=F64),
-                      "s": torch.zeros(0, dtype=F64), "fake_m": torch.zeros(0, dtype=F64),
-                      "direction": torch.zeros(0, dtype=F64)}
+                      "s": torch.zeros(0, dtype=F64), "fake_m": torch.zeros(0, dtype=F64)}
         return state
 
     def target(self, stats, state, *, step, progress):
@@ -481,15 +505,13 @@ class ConFIG(DirectionBalancer):
         if self.opts["momentum"]:
             d = self._momentum_step(J, state)
         else:
-            d = _config_operator()(J)
+            d = state["direction"] = _config_operator()(J)
         return effective_weights(J, d)
 
     def combine(self, jacobian, weights, state):
-        if not finite(jacobian) or (self.opts["momentum"] and state["direction"].numel() == 0):
+        if not finite(jacobian) or state["direction"].numel() == 0:  # target was skipped (non-finite J)
             return super().combine(jacobian, weights, state)
-        if self.opts["momentum"]:
-            return state["direction"].to(jacobian)
-        return _config_operator()(jacobian.detach().to(F64)).to(jacobian.dtype)
+        return state["direction"].to(jacobian.dtype)
 
     def _momentum_step(self, J: torch.Tensor, state: dict) -> torch.Tensor:
         from conflictfree.momentum_operator import PseudoMomentumOperator

@@ -16,14 +16,28 @@ adaptive balancer through the shared options:
 
 - ``every`` (N): recompute the target weights every N steps, keep them between;
 - ``alpha`` (α): EMA, w ← α w + (1 − α) ŵ;
-- ``params`` (gradient-based methods): ``all`` parameters or the ``last``
-  (output) layer's, as GradNorm's paper does; frozen parameters are never
-  included and unused ones contribute zeros;
+- ``params`` (gradient-based methods): ``all`` parameters, the ``last``
+  (output) layer's, as GradNorm's paper does, or the ``weights`` (the linear
+  layers' weight matrices: no biases, no unknowns, as the LRA authors' code
+  does); frozen parameters are never included and unused ones contribute zeros;
 - ``min`` / ``max``: clamp weights to [min, max] (guards against the
   runaway weights that unbounded LRA reaches, 1e6 on Kovasznay flow);
 - a non-finite loss, Jacobian or target (NaN/inf from a diverging term) is
   ignored: the weights and state stay as they were and ``state["skipped"]``
   counts it, so ``target`` only ever sees finite statistics.
+
+The exact order of one update, on a due step with finite statistics::
+
+    ŵ = target(stats)                        # the method's formula, normalised as it says
+    w = α w_prev + (1 − α) ŵ                 # EMA
+    w = clamp(w, min, max)                   # bounds, last
+
+so a normalisation a method claims (``weight_sum``: Σ_k w_k = K, or the sum
+of the initial weights) survives the EMA exactly (both sides have that sum)
+and holds after the update whenever no weight sits at a bound; a bound that
+binds wins over the sum (the weights are not renormalised afterwards, which
+would push them past the bound again).  The tests check this invariant for
+every balancer that declares one.
 
 A new method subclasses :class:`Balancer` and writes :meth:`target`.
 """
@@ -71,6 +85,8 @@ class Balancer:
     needs: ClassVar[frozenset[str]] = frozenset({"losses"})
     #: state entries of shape (K,) worth seeing; logged as ``<entry>/<term>`` history columns
     logged_state: ClassVar[tuple[str, ...]] = ()
+    #: the normalisation the weights keep (see the module docstring): "K" (Σ w = K), "initial" (Σ w = Σ w⁰) or ""
+    weight_sum: ClassVar[str] = ""
     #: True for the per-point schemes (rba, sa, causal, rar), which combine with a term-level method
     point_scheme: ClassVar[bool] = False
 
@@ -97,9 +113,10 @@ class Balancer:
             raise OptionError(f"balancer {self.name!r}: every={o['every']}; need an integer >= 1")
         if "alpha" in o and not 0.0 <= o["alpha"] < 1.0:
             raise OptionError(f"balancer {self.name!r}: alpha={o['alpha']}; need 0 <= alpha < 1")
-        if "params" in o and o["params"] not in ("all", "last"):
-            raise OptionError(f"balancer {self.name!r}: params={o['params']!r}; choose all (every parameter) or "
-                              f"last (the output layer, as GradNorm's paper does)")
+        if "params" in o and o["params"] not in ("all", "last", "weights"):
+            raise OptionError(f"balancer {self.name!r}: params={o['params']!r}; choose all (every parameter), "
+                              f"last (the output layer, as GradNorm's paper does) or weights (the weight "
+                              f"matrices: no biases, no unknowns, as LRA's authors' code does)")
         if "min" in o and not 0.0 <= o["min"] < o["max"]:
             raise OptionError(f"balancer {self.name!r}: need 0 <= min < max, got min={o['min']}, max={o['max']}")
 
@@ -143,6 +160,10 @@ class Balancer:
             weights = weights.clamp(self.opts["min"], self.opts["max"])
         new_state["weights"] = weights
         return weights, new_state
+
+    def fixed_weights(self, state: dict) -> torch.Tensor:
+        """The weights a fixed-weight second stage (L-BFGS) minimises Σ_k w_k L_k with: the last ones."""
+        return state["weights"]
 
     def combine(self, jacobian: torch.Tensor, weights: torch.Tensor, state: dict) -> torch.Tensor:
         """The update direction (P,) from J (K, P): Σ_k w_k J_k unless a method says otherwise.

@@ -30,6 +30,7 @@ from .base import Balancer
 class Bayes(Balancer):
     name = "bayes"
     summary = "posterior mean precision of each term's residuals under a Gamma prior"
+    weight_sum = "initial"
     options = {"a0": 1.0, "b0": 1e-4, "alpha": 0.9, "every": 1, "min": 1e-3, "max": 1e3}
 
     def init(self, terms):

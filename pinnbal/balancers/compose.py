@@ -8,7 +8,7 @@ each per-point scheme multiplies its point multipliers into the term losses,
     L_k = mean_i (Π_s m^s_i) ℓ_i,
 
 which the term-level part then balances.  ``lra+causal+rba`` is valid;
-at most one part may resample points (``rar``).  Each part keeps its own
+at most one part may resample points (``rad`` or ``rar``).  Each part keeps its own
 options (``lra:alpha=0.9+rba:eta=0.01``) and its own state entries.
 """
 
@@ -19,7 +19,7 @@ import torch
 from ..errors import OptionError
 from .base import Balancer
 from .fixed import Fixed
-from .pointwise import weighted_means
+from .pointwise import Resampler, weighted_means
 
 
 class Composite(Balancer):
@@ -33,13 +33,17 @@ class Composite(Balancer):
         if len(terms) > 1:
             raise OptionError(f"balancer {'+'.join(p.name for p in parts)!r}: combine at most one term-level "
                               f"method ({', '.join(p.name for p in terms)} are all term-level) with per-point "
-                              f"schemes such as rba, sa, causal, rar")
+                              f"schemes such as rba, sa, causal, rad, rar")
         if not points:
             raise OptionError(f"balancer {'+'.join(p.name for p in parts)!r}: '+' combines a term-level method "
-                              f"with per-point schemes (rba, sa, causal, rar); none given")
+                              f"with per-point schemes (rba, sa, causal, rad, rar); none given")
         names = [p.name for p in points]
-        if len(set(names)) < len(names) or sum(p.name == "rar" for p in points) > 1:
+        if len(set(names)) < len(names):
             raise OptionError(f"balancer {'+'.join(p.name for p in parts)!r}: each per-point scheme at most once")
+        resamplers = [p.name for p in points if isinstance(p, Resampler)]
+        if len(resamplers) > 1:
+            raise OptionError(f"balancer {'+'.join(p.name for p in parts)!r}: at most one resampling scheme "
+                              f"({' and '.join(resamplers)} both move the points); choose rad or rar")
         self.term = terms[0] if terms else Fixed()
         if self.term.shapes_loss:
             raise OptionError(f"balancer {self.term.spec!r} reshapes the pointwise loss itself; it does not combine "
@@ -78,26 +82,43 @@ class Composite(Balancer):
                 state |= part.update_points(stats, state, step)
         return self.term.update(stats, state, step=step, progress=progress)
 
-    def losses(self, pointwise, points, state):
+    def multipliers(self, pointwise: list[torch.Tensor], points: list,
+                    state: dict) -> list[torch.Tensor | None]:
+        """Per term, the product of its per-point schemes' multipliers Π_s m^s (N_k,), or None where no scheme
+        weights its points (a plain mean); what :meth:`losses` applies (and what stays fixed for L-BFGS)."""
         multipliers: list = [None] * len(pointwise)
         for part in self.points:
             for k, m in enumerate(part.multipliers(pointwise, points, state)):
                 if m is not None:
                     multipliers[k] = m if multipliers[k] is None else multipliers[k].to(m) * m
-        return weighted_means(pointwise, multipliers)
+        return multipliers
+
+    def losses(self, pointwise, points, state):
+        return weighted_means(pointwise, self.multipliers(pointwise, points, state))
 
     def combine(self, jacobian, weights, state):
         return self.term.combine(jacobian, weights, state)
+
+    def fixed_weights(self, state):
+        return self.term.fixed_weights(state)
 
     def resamples(self, step: int) -> bool:
         return any(p.resamples(step) for p in self.points)
 
     def resampler(self) -> Balancer:
-        return next(p for p in self.points if p.name == "rar")
+        return next(p for p in self.points if isinstance(p, Resampler))
 
     def redrawn(self, state):
         for part in self.points:
             state = part.redrawn(state)
+        return state
+
+    def fit_points(self, state: dict, sizes: list[int | None]) -> dict:
+        """Every part's per-point state fitted to terms of ``sizes`` points (see
+        :func:`~pinnbal.balancers.pointwise.resize_point_state`)."""
+        for part in self.points:
+            if hasattr(part, "fit_points"):  # a user's point scheme need not keep per-point state
+                state = part.fit_points(state, sizes)
         return state
 
     def target(self, stats, state, *, step, progress):

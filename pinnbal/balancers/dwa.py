@@ -32,6 +32,7 @@ TINY = torch.finfo(torch.float64).tiny
 class DWA(Balancer):
     name = "dwa"
     summary = "dynamic weight average (Liu et al. 2019): K softmax(L(t-1)/L(t-2) / T)"
+    weight_sum = "K"
     needs = frozenset({"losses"})
     options = {"T": 2.0, "every": 1, "alpha": 0.0, "min": 1e-3, "max": 1e3}
 

@@ -30,7 +30,8 @@ first finite positive loss seen on an update step; until then L̃_k = 1.
 The base EMA ``alpha`` defaults to 0 (the learned weights are used as is).
 
 Options: asymmetry=1.5, lr=0.025, space=log, every=1, alpha=0.0, min=1e-3, max=1e3,
-params=all (or last: the output layer, as in the GradNorm paper).
+params=all (or last: the output layer, as in the GradNorm paper; or weights:
+the weight matrices only).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from .gradscale import TINY, log_norms
 class GradNorm(Balancer):
     name = "gradnorm"
     summary = "GradNorm (Chen et al. 2018): learned weights, one step on sum_k |G_k - mean(G) r_k^asymmetry|"
+    weight_sum = "initial"
     needs = frozenset({"losses", "jacobian"})
     options = {"asymmetry": 1.5, "lr": 0.025, "space": "log", "every": 1, "alpha": 0.0, "min": 1e-3, "max": 1e3, "params": "all"}
 

@@ -21,7 +21,7 @@ Numerics: computed as exp(logsumexp_j log‖∇L_j‖ − log‖∇L_k‖), zero
 floored at the smallest float64 and λ̂ capped at 1e300, so zero, 1e-30 and
 1e30 gradients give finite targets (a zero-gradient term gets the max bound).
 
-Options: every=10, alpha=0.9, min=1e-3, max=1e3, params=all (or last).
+Options: every=10, alpha=0.9, min=1e-3, max=1e3, params=all (or last, or weights).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ Numerics: the normalisation is a softmax of −log(‖∇L_k‖ + ε), so gradie
 norms from 0 to 1e30 (and ε = 0) give finite weights; norms are computed
 from J scaled by its largest entry, so they do not overflow.
 
-Options: eps=1e-8, every=10, alpha=0.9, min=1e-3, max=1e3, params=all (or last).
+Options: eps=1e-8, every=10, alpha=0.9, min=1e-3, max=1e3, params=all (or last, or weights).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def log_norms(jacobian: torch.Tensor) -> torch.Tensor:
 class GradScale(Balancer):
     name = "gradscale"
     summary = "gradient-magnitude scaling (Shaa 2023, seed sec. 3): w_k ~ 1/(||grad L_k|| + eps), summing to K"
+    weight_sum = "K"
     needs = frozenset({"losses", "jacobian"})
     options = {"eps": 1e-8, "every": 10, "alpha": 0.9, "min": 1e-3, "max": 1e3, "params": "all"}
 

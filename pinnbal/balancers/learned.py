@@ -57,6 +57,7 @@ class Learned(Balancer):
     name = "learned"
     summary = ("auxiliary MLP (seed 000 6.2): weights = softmax x K of g_phi(log losses, progress), phi trained "
                "on held-out loss after a look-ahead step")
+    weight_sum = "initial"
     needs = frozenset({"losses", "context"})
     options = {"every": 10, "hidden": 16, "meta_lr": 0.01, "clip": 1.0, "reg": 0.0, "holdout": 0.2,
                "alpha": 0.0, "min": 1e-3, "max": 1e3}

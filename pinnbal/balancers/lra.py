@@ -23,7 +23,8 @@ bounded here.  The ratio uses the flat parameter vector (the authors' code
 averages per layer first).
 
 Options: alpha=0.9, every=10, variant=max, form=weighted, ref="" (all
-residual terms), min=1e-3, max=1e3, params=all (or last: the output layer).
+residual terms), min=1e-3, max=1e3, params=all (or last: the output layer; or weights:
+the weight matrices, as the authors' code).
 """
 
 from __future__ import annotations

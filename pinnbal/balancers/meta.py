@@ -83,6 +83,7 @@ class Meta(Balancer):
     name = "meta"
     summary = ("meta-gradient loss tuning (seed 003): phi of L_phi (weights|poly|net) learned through a T-step "
                "unroll on held-out points")
+    weight_sum = "initial"
     needs = frozenset({"losses", "context"})
     options = {"param": "weights", "k": 50, "T": 3, "meta_lr": 0.05, "clip": 1.0, "reg": 0.1, "holdout": 0.2,
                "patience": 20, "inner": "sgd", "validate": "all", "degree": 3, "hidden": 8,

@@ -11,12 +11,21 @@ Schemes that need the residual magnitude use |r_i| = √ℓ_i, exact for the
 default ``mse`` loss of a one-column residual (for several columns it is the
 root mean square over them; for other losses a monotone stand-in).
 
-When the batches are redrawn (``--resample-every``) per-point state no longer
-matches its points and starts afresh.  Option ``terms``: ``all`` (every term
+Per-point state follows the points it belongs to (:func:`resize_point_state`):
+when the batches are redrawn (``--resample-every``, ``rad``) it starts afresh;
+when ``rar`` (RAR-D) appends points, the kept points keep theirs and the new
+ones start at the scheme's initial value.  Option ``terms``: ``all`` (every term
 with points) or ``residual`` (PDE terms only).
+
+Residual-based adaptive sampling (``rad``, ``rar``) moves or adds points
+instead of weighting them; it is a per-point scheme too, so it combines with a
+term-level method (``lra+rad``) and with weights (``rba+rar``).
 """
 
 from __future__ import annotations
+
+import math
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -40,9 +49,15 @@ class PointScheme(Balancer):
             raise OptionError(f"balancer {self.name!r}: terms={self.opts['terms']!r}; choose all or residual")
 
     # -- what a scheme writes ---------------------------------------------------------------------
+    def point_state(self) -> dict[str, float]:
+        """This scheme's per-point state: entry prefix -> initial value; entries are ``<prefix>/<term>``,
+        one value per point of each selected term."""
+        return {}
+
     def init_points(self, terms) -> dict[str, torch.Tensor]:
         """This scheme's own state entries (names prefixed with the scheme's name)."""
-        return {}
+        return {f"{prefix}/{t.name}": torch.full((t.points,), initial, dtype=torch.float64)
+                for t, on in zip(terms, self.selected) if on for prefix, initial in self.point_state().items()}
 
     def update_points(self, stats: Stats, state: dict, step: int) -> dict:
         """Move the per-point state from this step's pointwise losses; return the entries that changed."""
@@ -72,6 +87,47 @@ class PointScheme(Balancer):
 
     def redrawn(self, state):
         return state | self.init_points(self.terms)
+
+    # -- per-point state that matches the points ---------------------------------------------------
+    def fitted(self, state: dict, prefix: str, term, n: int) -> torch.Tensor:
+        """Entry ``<prefix>/<term>`` fitted to the term's ``n`` current points (:func:`resize_point_state`)."""
+        return resize_point_state(state.get(f"{prefix}/{term.name}"), n, self.point_state()[prefix])
+
+    def fit_points(self, state: dict, sizes: list[int | None]) -> dict:
+        """``state`` with every per-point entry fitted to terms of ``sizes`` points (after RAR-D appended
+        points: the kept points keep their state, the new ones start at the initial value)."""
+        state = dict(state)
+        for t, on, n in zip(self.terms, self.selected, sizes):
+            if on and n is not None:
+                state |= {f"{prefix}/{t.name}": self.fitted(state, prefix, t, n) for prefix in self.point_state()}
+        return state
+
+
+def resize_point_state(values: torch.Tensor | None, n: int, initial: float) -> torch.Tensor:
+    """Per-point state ``values`` (m,) of one term, fitted to the ``n`` points the term trains on now.
+
+    The state can lag its batch: it is sized from the declared point count (a ``--holdout`` trains a data
+    term on fewer observations), RAR-D appends points, a checkpoint from before a change is resumed.  The
+    rule, used by every scheme with per-point state (``rba``, ``sa``):
+
+    - ``n == m``: unchanged;
+    - ``n > m``: points were appended.  Batches only grow by RAR-D, which keeps the existing points first,
+      in order, and appends the new ones (:meth:`pinnbal.batches.Batches.redraw_by_residual`); every
+      change that replaces points (``--resample-every``, RAD) restarts the state through
+      :meth:`PointScheme.redrawn`.  So the first m points are the old ones and keep their state; the
+      n − m new ones start at ``initial``;
+    - ``n < m``, or no state yet (``values`` None): a different set of points; the term starts afresh,
+      n × ``initial``.
+
+    A new tensor (float64 on the CPU, like all per-point state); ``values`` is never modified.
+    """
+    m = 0 if values is None else len(values)
+    if values is not None and m == n:
+        return values
+    fresh = torch.full((n,), float(initial), dtype=torch.float64)
+    if values is not None and n > m:
+        fresh[:m] = values.to(fresh)
+    return fresh
 
 
 def weighted_means(pointwise: list[torch.Tensor], multipliers: list[torch.Tensor | None]) -> list[torch.Tensor]:
@@ -107,8 +163,8 @@ class RBA(PointScheme):
         if not 0.0 <= self.opts["gamma"] < 1.0 or self.opts["eta"] <= 0 or self.opts["power"] <= 0:
             raise OptionError(f"balancer 'rba': need 0 <= gamma < 1, eta > 0 and power > 0; got {self.opts}")
 
-    def init_points(self, terms):
-        return {f"rba/{t.name}": torch.zeros(t.points, dtype=torch.float64) for t, on in zip(terms, self.selected) if on}
+    def point_state(self):
+        return {"rba": 0.0}
 
     def attention(self, ell: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
         """γ λ + η |r| / max|r| from this step's pointwise losses."""
@@ -116,12 +172,12 @@ class RBA(PointScheme):
         return self.opts["gamma"] * previous + self.opts["eta"] * r / r.max().clamp_min(1e-300)
 
     def update_points(self, stats, state, step):
-        return {f"rba/{t.name}": self.attention(ell, state[f"rba/{t.name}"])
+        return {f"rba/{t.name}": self.attention(ell, self.fitted(state, "rba", t, len(ell)))
                 for t, on, ell in zip(self.terms, self.selected, stats.pointwise) if on}
 
     def multipliers(self, pointwise, points, state):
         # the step's loss uses the attention updated from this step's residuals (the paper's order)
-        return [self.attention(ell, state[f"rba/{t.name}"]) ** self.opts["power"] if on else None
+        return [self.attention(ell, self.fitted(state, "rba", t, len(ell))) ** self.opts["power"] if on else None
                 for t, on, ell in zip(self.terms, self.selected, pointwise)]
 
 
@@ -134,7 +190,8 @@ class SA(PointScheme):
 
         ∂L_k/∂λ_i = q λ_i^(q−1) ℓ_i / N_k
 
-    so points with large residuals gain weight.  λ starts at ``init`` and is kept in [0, max].
+    so points with large residuals gain weight.  λ starts at ``init`` and is kept in [0, max].  Each
+    point's Adam moments and step count are its own: a point that RAR-D appends starts its bias correction.
     Options: lr=0.005, q=2, init=1, max=1000, terms=all.
     """
 
@@ -149,33 +206,30 @@ class SA(PointScheme):
         if o["lr"] < 0 or o["q"] <= 0 or not 0 <= o["init"] <= o["max"]:
             raise OptionError(f"balancer 'sa': need lr >= 0, q > 0 and 0 <= init <= max; got {o}")
 
-    def init_points(self, terms):
-        state = {"sa_steps": torch.zeros((), dtype=torch.int64)}
-        for t, on in zip(terms, self.selected):
-            if on:
-                state[f"sa/{t.name}"] = torch.full((t.points,), self.opts["init"], dtype=torch.float64)
-                state[f"sa_m/{t.name}"] = torch.zeros(t.points, dtype=torch.float64)
-                state[f"sa_v/{t.name}"] = torch.zeros(t.points, dtype=torch.float64)
-        return state
+    def point_state(self):
+        # λ, its Adam moments and its Adam step count: per point, so that points RAR-D appends start
+        # their own bias correction
+        return {"sa": self.opts["init"], "sa_m": 0.0, "sa_v": 0.0, "sa_n": 0.0}
 
     def update_points(self, stats, state, step):
         (b1, b2), q = self.BETAS, self.opts["q"]
-        n = int(state["sa_steps"]) + 1
-        new = {"sa_steps": state["sa_steps"] + 1}
+        new = {}
         for t, on, ell in zip(self.terms, self.selected, stats.pointwise):
             if not on:
                 continue
-            lam = state[f"sa/{t.name}"]
+            lam, m, v, n = (self.fitted(state, prefix, t, len(ell)) for prefix in ("sa", "sa_m", "sa_v", "sa_n"))
+            n = n + 1
             grad = q * lam.clamp_min(0) ** (q - 1) * ell.detach().double().cpu() / len(lam)
-            m = b1 * state[f"sa_m/{t.name}"] + (1 - b1) * grad
-            v = b2 * state[f"sa_v/{t.name}"] + (1 - b2) * grad.square()
+            m = b1 * m + (1 - b1) * grad
+            v = b2 * v + (1 - b2) * grad.square()
             ascent = (m / (1 - b1**n)) / ((v / (1 - b2**n)).sqrt() + 1e-12)
             new[f"sa/{t.name}"] = (lam + self.opts["lr"] * ascent).clamp(0.0, self.opts["max"])
-            new[f"sa_m/{t.name}"], new[f"sa_v/{t.name}"] = m, v
+            new[f"sa_m/{t.name}"], new[f"sa_v/{t.name}"], new[f"sa_n/{t.name}"] = m, v, n
         return new
 
     def multipliers(self, pointwise, points, state):
-        return [state[f"sa/{t.name}"] ** self.opts["q"] if on else None for t, on in zip(self.terms, self.selected)]
+        return [self.fitted(state, "sa", t, len(ell)) ** self.opts["q"] if on else None
+                for t, on, ell in zip(self.terms, self.selected, pointwise)]
 
 
 class Causal(PointScheme):
@@ -263,30 +317,37 @@ class Causal(PointScheme):
         return {"causal_eps": torch.tensor(eps, dtype=torch.float64), "causal_min": smallest}
 
 
-class RAR(PointScheme):
-    """Residual-based adaptive resampling, RAR-D (Wu, Zhu, Tan, Kartha & Lu 2023, "A comprehensive
-    study of non-adaptive and residual-based adaptive sampling for physics-informed neural
-    networks", CMAME 403, eq. 2).
+class Resampler(PointScheme):
+    """Base of residual-based adaptive sampling (Wu, Zhu, Tan, Kartha & Lu 2023, "A comprehensive study of
+    non-adaptive and residual-based adaptive sampling for physics-informed neural networks", CMAME 403).
 
-    Every ``every`` steps the collocation points of each residual term are redrawn from
-    ``candidates`` × N fresh points with probability
+    Every ``every`` steps a dense candidate set S₀ of ``candidates`` × N fresh points (N the term's
+    points) is drawn by the run's sampler, the residual is evaluated on it (in chunks) and points are
+    drawn from S₀ without replacement with probability proportional to the paper's density
 
-        p(x) ∝ |r(x)|^k / mean |r|^k + c
+        p(x) ∝ |r(x)|^k / mean_{S₀} |r|^k + c
 
-    (k = 1, c = 1 is the paper's recommended default).  Not a weighting: the points move to where
-    the residual is large, and every point counts equally.
-    Options: every=500, k=1, c=1, candidates=4, terms=residual.
+    k = 1, c = 1 being the paper's recommended default; c = 0 samples only where the residual is
+    non-zero, k → ∞ approaches greedy selection of the largest residuals.  Not a weighting: every point
+    counts equally.  The paper draws from a candidate set far denser than the collocation points; with
+    ``candidates=50`` a region covering 2% of the domain holds about N candidates, so the points can all
+    gather in a feature that narrow.  Sampled terms only (``terms=residual``, default, or ``all``:
+    residual, boundary and initial terms); observations (data terms) are never moved.
     """
 
-    name = "rar"
-    summary = "residual-based adaptive resampling RAR-D (Wu et al. 2023): p ~ |r|^k / mean|r|^k + c"
-    options = {"every": 500, "k": 1.0, "c": 1.0, "candidates": 4, "terms": "residual"}
+    #: True: the new points are appended to the term's points (RAR-D); False: they replace them (RAD)
+    appends: ClassVar[bool] = False
+    options = {"every": 500, "k": 1.0, "c": 1.0, "candidates": 50, "terms": "residual"}
 
     def check_options(self) -> None:
         super().check_options()
         o = self.opts
         if o["k"] < 0 or o["c"] < 0 or o["candidates"] < 1 or (o["k"] == 0 and o["c"] == 0):
-            raise OptionError(f"balancer 'rar': need k >= 0, c >= 0 (not both 0) and candidates >= 1; got {o}")
+            raise OptionError(f"balancer {self.name!r}: need k >= 0, c >= 0 (not both 0) and candidates >= 1; "
+                              f"got {o}")
+
+    def term_kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind in super().term_kinds() if kind != "data")
 
     def resamples(self, step: int) -> bool:
         return step > 0 and step % self.opts["every"] == 0
@@ -294,11 +355,81 @@ class RAR(PointScheme):
     def multipliers(self, pointwise, points, state):
         return [None] * len(pointwise)
 
-    def select(self, ell: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Indices of ``n`` of the candidates, drawn without replacement with the RAR-D density."""
+    def density(self, ell: np.ndarray) -> np.ndarray:
+        """The sampling probabilities of the candidates, p ∝ |r|^k / mean|r|^k + c, from their pointwise
+        losses ℓ (|r| = √ℓ); normalised to sum to 1."""
         r = np.sqrt(np.clip(ell, 0, None)) ** self.opts["k"]
         p = r / max(r.mean(), 1e-300) + self.opts["c"]
         p = np.where(np.isfinite(p), p, 0.0)
         if p.sum() <= 0:
             p = np.ones_like(p)
-        return rng.choice(len(ell), size=min(n, len(ell)), replace=False, p=p / p.sum())
+        return p / p.sum()
+
+    def select(self, ell: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Indices of ``n`` of the candidates, drawn without replacement with :meth:`density`."""
+        p, n = self.density(ell), min(n, len(ell))
+        nonzero = np.flatnonzero(p)
+        if len(nonzero) >= n:
+            return rng.choice(len(ell), size=n, replace=False, p=p)
+        # c = 0 and fewer candidates with a residual than points wanted: all of those, the rest uniformly
+        return np.concatenate([nonzero, rng.choice(np.flatnonzero(p == 0), size=n - len(nonzero), replace=False)])
+
+    def added(self, k: int, current: int) -> int | None:
+        """How many points this round adds to term ``k`` (``current`` points now); None: replace them all."""
+        return None
+
+
+class RAD(Resampler):
+    """Residual-based adaptive distribution, RAD (Wu, Zhu, Tan, Kartha & Lu 2023, CMAME 403).
+
+    Every ``every`` steps all N points of each selected term are replaced by N points drawn without
+    replacement from ``candidates`` × N fresh candidates with
+
+        p(x) ∝ |r(x)|^k / mean |r|^k + c
+
+    so the batch keeps its size and follows the residual.  Per-point state of other schemes
+    (``rba+rad``) restarts on a redraw.  See :class:`Resampler`.
+    Options: every=500, k=1, c=1, candidates=50, terms=residual.
+    """
+
+    name = "rad"
+    summary = "residual-based adaptive distribution RAD (Wu et al. 2023): all points redrawn, p ~ |r|^k/mean|r|^k + c"
+
+
+class RAR(Resampler):
+    """Residual-based adaptive refinement with distribution, RAR-D (Wu, Zhu, Tan, Kartha & Lu 2023,
+    CMAME 403).
+
+    Every ``every`` steps each selected term keeps its points and gains ``add`` new ones, drawn without
+    replacement from ``candidates`` × N fresh candidates with
+
+        p(x) ∝ |r(x)|^k / mean |r|^k + c
+
+    so points accumulate where the residual has been large.  The paper adds m points per round, a
+    small number next to the initial set, many rounds over the run; here ``add`` is a count (≥ 1) or,
+    below 1, a fraction of the term's points at the start of the run: 0.1 by default, so the growth
+    is linear (the same m every round, as in the paper) and 20 rounds triple the batch.  ``max_points``
+    caps a term's points (0: no cap).  The kept points come first, in order, and keep the per-point
+    state of other schemes (``rba+rar``); the new ones start at its initial value
+    (:func:`resize_point_state`).  The grown batches are part of the checkpoint.  See :class:`Resampler`.
+    Options: every=500, add=0.1, max_points=0, k=1, c=1, candidates=50, terms=residual.
+    """
+
+    name = "rar"
+    summary = "residual-based adaptive refinement RAR-D (Wu et al. 2023): add points with p ~ |r|^k/mean|r|^k + c"
+    appends = True
+    options = {"every": 500, "add": 0.1, "max_points": 0, "k": 1.0, "c": 1.0, "candidates": 50, "terms": "residual"}
+
+    def check_options(self) -> None:
+        super().check_options()
+        add, cap = self.opts["add"], self.opts["max_points"]
+        if add <= 0 or (add >= 1 and add != int(add)) or cap < 0:
+            raise OptionError(f"balancer 'rar': need add > 0 (a count >= 1, or a fraction of the term's points "
+                              f"below 1) and max_points >= 0 (0: no cap); got add={add}, max_points={cap}")
+
+    def added(self, k: int, current: int) -> int:
+        add = self.opts["add"]
+        m = int(add) if add >= 1 else max(1, math.ceil(add * self.terms[k].points))
+        if self.opts["max_points"]:
+            m = min(m, max(0, self.opts["max_points"] - current))
+        return m

@@ -39,6 +39,7 @@ TINY = torch.finfo(torch.float64).tiny
 class ReLoBRaLo(Balancer):
     name = "relobralo"
     summary = "relative loss balancing with random lookback (Bischof & Kraus 2021)"
+    weight_sum = "K"
     needs = frozenset({"losses"})
     options = {"lookback": 0.999, "tau": 0.1, "rho": 0.999, "seed": 0,
                "every": 1, "alpha": 0.0, "min": 1e-3, "max": 1e3}

@@ -42,6 +42,7 @@ TINY = torch.finfo(torch.float64).tiny
 class ResNorm(Balancer):
     name = "resnorm"
     summary = "residual normalisation (GradNorm on loss values): w_k L_k -> mean(w L) r_k^a"
+    weight_sum = "K"
     needs = frozenset({"losses"})
     options = {"asymmetry": 1.0, "lr": 0.01, "every": 1, "alpha": 0.0, "min": 1e-3, "max": 1e3}
 

@@ -4,7 +4,12 @@ Transactions on Machine Learning Research; arXiv:2111.10603).
 
 Every update draws fresh weights, independent of the losses::
 
-    z ~ N(0, I_K),      w = K · softmax(z)
+    z ~ N(0, I_K),      w = w⁰ ⊙ K · softmax(z)
+
+with w⁰ the declared weights (1 unless the problem or ``--weights`` says
+otherwise), so E[w] = w⁰: on average RLW optimises the same declared
+objective as every other balancer.  The L-BFGS phase, which needs one fixed
+objective, uses that expectation, w⁰, rather than the last draw.
 
 The draw comes from a generator seeded by (seed, step), so a run is
 reproducible and a resumed run draws exactly what an uninterrupted one
@@ -46,4 +51,8 @@ class RLW(Balancer):
     def target(self, stats, state, *, step, progress):
         g = generator_for(int(state["seed"]), step)
         z = torch.randn(len(state["weights"]), generator=g, dtype=torch.float64)
-        return len(z) * torch.softmax(z, dim=0)
+        return state["initial"] * len(z) * torch.softmax(z, dim=0)
+
+    def fixed_weights(self, state):
+        """The expected weights, E[w_k] = w⁰_k (E[K softmax(z)_k] = 1 by symmetry), not one last draw."""
+        return state["initial"]

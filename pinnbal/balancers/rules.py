@@ -3,7 +3,7 @@
 A problem file (or ``pb.Problem(..., weights=fn)``) may define::
 
     def weights(state):
-        # state: step, progress (0..1 over the Adam phase), losses {term: L_k},
+        # state: step, progress (0 at the first Adam step, 1 at the last), losses {term: L_k},
         #        weights {term: current weight}
         return {"ic": 100.0 if state["progress"] < 0.3 else 1.0}
 

@@ -11,7 +11,8 @@ position s ∈ [0, 1] advances; terms not named keep their initial weight::
     cosine       w = b + (a - b) (1 + cos(π s)) / 2
     step         w = a if s < at else b
 
-Without a trigger s = progress (step / steps).  With ``trigger=<term><θ``
+Without a trigger s = progress, step / (steps − 1): 0 at the first Adam step and 1 at
+the last, so the ramp reaches b (the L-BFGS phase keeps the last weights).  With ``trigger=<term><θ``
 the ramp waits until that term's loss first drops below θ, at step t0
 (stored in ``state["trigger_step"]``, -1 until then; checked on due steps
 only), and s = min(1, (step - t0) / span); before the trigger w = a.

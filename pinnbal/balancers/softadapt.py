@@ -33,6 +33,7 @@ TINY = torch.finfo(torch.float64).tiny
 class SoftAdapt(Balancer):
     name = "softadapt"
     summary = "SoftAdapt (Heydari et al. 2019): K softmax(beta * rate of change of L_k)"
+    weight_sum = "K"
     needs = frozenset({"losses"})
     options = {"beta": 0.1, "normalized": True, "loss_weighted": False,
                "every": 1, "alpha": 0.0, "min": 1e-3, "max": 1e3}
