@@ -100,6 +100,12 @@ class Batches:
             ell.append(term.loss_fn(r).mean(dim=1).detach().double().cpu().numpy())
         return np.concatenate(ell)
 
+    def cast(self, dtype: torch.dtype) -> None:
+        """Every batch (points and values) in ``dtype`` from now on, later draws included."""
+        self.dtype = dtype
+        self.items = [(t, None if x is None else x.detach().to(dtype).requires_grad_(x.requires_grad),
+                       None if v is None else v.to(dtype)) for t, x, v in self.items]
+
     def leaves(self, n: int | None = None) -> "Batches":
         """A view of these batches (the first ``n`` points of each, or all) as new autograd leaves.
 

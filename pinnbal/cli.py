@@ -42,7 +42,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--balancer", default="lra", help="balancer spec, e.g. lra or lra:alpha=0.9,every=10 " + DEFAULTS_HELP)
     p.add_argument("--steps", type=int, default=d.steps, help="Adam steps " + DEFAULTS_HELP)
-    p.add_argument("--lbfgs", type=int, default=d.lbfgs, help="L-BFGS iterations after Adam " + DEFAULTS_HELP)
+    p.add_argument("--lbfgs", type=int, default=d.lbfgs, help="iterations of the second stage after Adam " + DEFAULTS_HELP)
+    p.add_argument("--then", default=d.then, help="the second stage: lbfgs, bfgs or ssbfgs (dense, up to 20k "
+                   "parameters), in float64 unless :dtype=float32, e.g. ssbfgs or lbfgs:history=100 " + DEFAULTS_HELP)
     p.add_argument("--seed", type=int, default=d.seed, help=DEFAULTS_HELP)
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate " + DEFAULTS_HELP)
     p.add_argument("--lr-decay", type=float, default=d.lr_decay, help="decay factor per --lr-decay-every steps " + DEFAULTS_HELP)
@@ -190,7 +192,7 @@ def cmd_run(args) -> int:
     balancer = make_balancer(args.balancer)
     out = Path(args.out) if args.out else Path("runs") / f"{problem.name}-{balancer.name}-s{args.seed}"
     settings = {k: getattr(args, k) for k in (
-        "steps", "lbfgs", "seed", "lr", "lr_decay", "lr_decay_every", "device", "dtype", "arch", "width", "depth",
+        "steps", "lbfgs", "then", "seed", "lr", "lr_decay", "lr_decay_every", "device", "dtype", "arch", "width", "depth",
         "activation", "sampler", "resample_every", "jacobian", "log_every", "eval_every", "checkpoint_every",
         "dropout", "early_stop", "holdout")}
     settings["weights"] = parse_weights(args.weights)

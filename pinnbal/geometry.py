@@ -98,13 +98,15 @@ def unit_samples(n: int, dim: int, rng: np.random.Generator, method: str) -> np.
         return np.zeros((n, 0))
     if method == "uniform":
         return rng.random((n, dim))
+    # the scrambling seed is drawn from rng: handed rng itself, scipy spawns a child generator, and a spawn
+    # count is not part of rng's saved state, so a resumed run would scramble differently
     if method == "sobol":
-        sampler = qmc.Sobol(d=dim, scramble=True, seed=rng)
+        sampler = qmc.Sobol(d=dim, scramble=True, seed=np.random.default_rng(int(rng.integers(2**63))))
         # Sobol balance needs powers of two; draw the next one up and keep n.
         m = max(0, math.ceil(math.log2(max(n, 1))))
         return sampler.random_base2(m)[:n]
     if method == "lhs":
-        return qmc.LatinHypercube(d=dim, seed=rng).random(n)
+        return qmc.LatinHypercube(d=dim, seed=np.random.default_rng(int(rng.integers(2**63)))).random(n)
     raise ProblemError(f"unknown sampler {method!r}; choose one of {', '.join(SAMPLERS)}")
 
 

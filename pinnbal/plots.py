@@ -200,7 +200,7 @@ def draw_columns(ax, history: list[dict], keys: dict[str, str], log: bool = True
 
 
 def mark_lbfgs(ax, history: list[dict]) -> None:
-    start = next((r["step"] for r in history if r["phase"] == "lbfgs"), None)
+    start = next((r["step"] for r in history if r["phase"] != "adam"), None)
     if start is not None:
         ax.axvline(start, color="grey", ls="--", lw=0.8)
         ax.text(start, 0.02, " L-BFGS", transform=ax.get_xaxis_transform(), va="bottom", fontsize=8, color="grey")

@@ -10,10 +10,10 @@ One Adam step (DESIGN.md's data flow):
 4. the balancer turns the statistics into weights; Adam steps; the history
    gets a row every ``log_every`` steps.
 
-An optional L-BFGS phase (``lbfgs`` iterations, ``torch.optim.LBFGS`` with a
-strong-Wolfe line search) follows with the balancer's final weights held
-fixed.  Its tolerances are zero so it runs its full budget instead of
-stopping after a few float32 iterations.
+An optional second stage (``lbfgs`` iterations of the ``then`` optimiser:
+L-BFGS, BFGS or self-scaled BFGS, see :mod:`pinnbal.stages`) follows with
+the balancer's final weights held fixed, in float64 unless its spec says
+otherwise; the network, points and unknowns are cast once at the switch.
 
 Guards: a step whose loss or gradient is not finite is not applied; the
 model and Adam state roll back to the last good state (kept in memory every
@@ -53,6 +53,7 @@ from .jacobian import JacobianEngine, ntk_traces, sync
 from .nets import PINNModel, build_network
 from .problem import Problem
 from .rundir import load_state, read_json, save_state
+from .stages import check_size, make_optimizer, parse_stage, set_chunk
 
 CHECKPOINT = "checkpoint.pt"
 ROLLBACK_EVERY = 100  # steps between the in-memory good states a non-finite step rolls back to
@@ -67,7 +68,8 @@ class TrainConfig:
     """Every setting of a run; saved as ``config.json``."""
 
     steps: int = 1000
-    lbfgs: int = 4000
+    lbfgs: int = 4000  # iterations of the second stage
+    then: str = "lbfgs"  # the second stage: lbfgs, bfgs or ssbfgs[:dtype=float64|float32] (pinnbal.stages)
     lr: float = 5e-3
     lr_decay: float = 0.9  # multiply the learning rate by this ...
     lr_decay_every: int = 1000  # ... every this many steps (smoothly)
@@ -104,6 +106,7 @@ class TrainConfig:
             raise OptionError(f"--lr {self.lr}: need a positive number")
         if not 0 < self.lr_decay <= 1:
             raise OptionError(f"--lr-decay {self.lr_decay}: need 0 < decay <= 1")
+        parse_stage(self.then)  # a bad --then is one line before anything starts
         if self.dtype not in DTYPES:
             raise OptionError(f"--dtype {self.dtype}: choose one of {', '.join(DTYPES)}")
         if self.sampler not in SAMPLERS:
@@ -198,7 +201,9 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(
             self.adam, config.lr_decay ** (1.0 / config.lr_decay_every))
         self.context = TrainingContext(self) if wants_context else None
-        self.lbfgs: torch.optim.LBFGS | None = None
+        self.stage = parse_stage(config.then)
+        check_size(self.stage, self.params)
+        self.lbfgs: torch.optim.Optimizer | None = None  # the second stage's optimiser, made at the switch
         self.frozen: list[torch.Tensor | None] | None = None  # per-point multipliers held through L-BFGS
         # progress counters: everything a resumed run needs to continue exactly
         self.next_step = 0  # the next Adam step
@@ -381,12 +386,14 @@ class Trainer:
             offset += p.numel()
 
     def _lbfgs(self, bar, started: float) -> None:
+        """The second stage (``--then``): a fixed-weight optimiser in the stage's precision."""
         held = self.held_weights(self.balancer.fixed_weights(self.state))
         self.model.eval()  # a deterministic objective for the line search: no dropout
-        weights = held.to(device=self.device, dtype=self.dtype)
         if self.lbfgs is None:
-            self.lbfgs = new_lbfgs(self.params, self.config.log_every)
+            self.switch_precision()
+            self.lbfgs = make_optimizer(self.stage, self.params, self.config.log_every)
             self.frozen = self.freeze_points()
+        weights = held.to(device=self.device, dtype=self.dtype)
         optimizer, last = self.lbfgs, {}
         objective = self.balancer if self.frozen is None else FrozenPoints(self.frozen)
 
@@ -400,8 +407,7 @@ class Trainer:
 
         while self.lbfgs_done < self.config.lbfgs:
             chunk = min(self.config.log_every, self.config.lbfgs - self.lbfgs_done)
-            # max_eval bounds closure calls (line-search evaluations included) per step() call
-            optimizer.param_groups[0].update(max_iter=chunk, max_eval=4 * chunk)
+            set_chunk(optimizer, chunk)
             tick = time.perf_counter()
             kept = copy.deepcopy(self.model.state_dict())
             loss = float(optimizer.step(closure))
@@ -413,13 +419,14 @@ class Trainer:
             losses = last["losses"]
             if not (math.isfinite(loss) and bool(torch.isfinite(losses).all())):
                 self.model.load_state_dict(kept)
-                self.events.append({"step": self.config.steps + before, "event": "non-finite loss in L-BFGS",
-                                    "action": "kept the state before this chunk and ended the L-BFGS phase"})
+                self.events.append({"step": self.config.steps + before,
+                                    "event": f"non-finite loss in {self.stage.method}",
+                                    "action": "kept the state before this chunk and ended the second stage"})
                 return
-            stalled = loss == self.lbfgs_previous  # no step changed the loss: L-BFGS has converged
+            stalled = loss == self.lbfgs_previous  # no step changed the loss: the stage has converged
             self.lbfgs_previous = loss
             step = self.config.steps + self.lbfgs_done - 1
-            self.record(step, "lbfgs", losses, held, started, bar,
+            self.record(step, self.stage.method, losses, held, started, bar,
                         last=self.lbfgs_done >= self.config.lbfgs or stalled, force=True)
             bar.update(chunk)
             if stalled:
@@ -427,6 +434,17 @@ class Trainer:
             crossed = self.lbfgs_done // self.config.checkpoint_every > before // self.config.checkpoint_every
             if self.checkpoint_if_due(started, self.config.checkpoint_every if crossed else 1, stopping):
                 return
+
+    def switch_precision(self) -> None:
+        """Cast the network, its unknowns and every batch to the second stage's dtype, once, at the switch."""
+        dtype = self.stage.torch_dtype
+        if dtype == self.dtype:
+            return
+        self.model.to(dtype=dtype)
+        for batches in (self.batches, self.validation):
+            if batches is not None:
+                batches.cast(dtype)
+        self.dtype = dtype
 
     def freeze_points(self) -> list[torch.Tensor | None] | None:
         """The per-point multipliers at the switch to L-BFGS, held for the whole phase (None: no point scheme).
@@ -479,11 +497,13 @@ class Trainer:
         }
 
     def restore(self, saved: dict[str, Any]) -> None:
+        if saved["lbfgs"] is not None:  # saved in the second stage: its precision first, so nothing is rounded
+            self.switch_precision()
         self.model.load_state_dict(saved["model"])
         self.adam.load_state_dict(saved["adam"])
         self.scheduler.load_state_dict(saved["scheduler"])
         if saved["lbfgs"] is not None:
-            self.lbfgs = new_lbfgs(self.params, self.config.log_every)
+            self.lbfgs = make_optimizer(self.stage, self.params, self.config.log_every)
             self.lbfgs.load_state_dict(saved["lbfgs"])
             self.frozen = saved.get("lbfgs_multipliers")
         self.state = dict(saved["balancer"])
@@ -612,12 +632,6 @@ def make_bar(total: int, enabled: bool, desc: str, initial: int = 0):
 
     return tqdm(total=total, desc=desc, disable=not enabled, unit="step", dynamic_ncols=True, leave=True,
                 initial=initial)
-
-
-def new_lbfgs(params: list[torch.Tensor], chunk: int) -> torch.optim.LBFGS:
-    """L-BFGS with a strong-Wolfe line search; zero tolerances so it runs its whole budget."""
-    return torch.optim.LBFGS(params, lr=1.0, max_iter=chunk, history_size=50, line_search_fn="strong_wolfe",
-                             tolerance_grad=0.0, tolerance_change=0.0)
 
 
 def history_columns(run: Run) -> list[str]:

@@ -426,6 +426,8 @@ def test_debug_shows_traceback_for_problem_errors(cli, write_problem):
 
 
 # -- fuzzing the balancer spec parser ------------------------------------------------------------------
+# (specs that must be refused; option combinations that must train, and resume exactly, are fuzzed in
+# tests/test_fuzz_combinations.py)
 
 SPEC_PIECES = st.sampled_from([
     "lra", "fixed", "lrx", "LRA", ":", ",", "=", " ", "alpha", "every", "min", "max", "variant", "form", "ref",

@@ -61,7 +61,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
             item = f"{key}=<{bound}"
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
-            raise OptionError(f"balancer spec {spec!r}: {item!r} is not key=value (e.g. {name}:every=10)")
+            raise OptionError(f"balancer spec {spec!r}: {item!r} is not key=value (e.g. {name + ':every=10'!r})")
         if key.strip() in opts:
             raise OptionError(f"balancer spec {spec!r}: option {key.strip()!r} given twice")
         opts[key.strip()] = value.strip()
@@ -72,11 +72,11 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
 
 def load_custom(module: str, cls_name: str) -> type[Balancer]:
     """``mymodule:MyBalancer`` (an importable module) or ``path/to/file.py:MyBalancer``."""
-    where = f"balancer {module}:{cls_name}"
+    where = f"balancer {module + ':' + cls_name!r}"
     try:
         if module.endswith(".py"):
             if not Path(module).is_file():
-                raise OptionError(f"{where}: no such file {module}")
+                raise OptionError(f"{where}: no such file {module!r}")
             spec = importlib.util.spec_from_file_location(f"pinnbal_custom_{Path(module).stem}", module)
             mod = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(mod)
@@ -87,10 +87,10 @@ def load_custom(module: str, cls_name: str) -> type[Balancer]:
     except OptionError:
         raise
     except Exception as exc:  # the user's module failed to import: say so in one line
-        raise OptionError(f"{where}: cannot import {module}: {type(exc).__name__}: {exc}") from None
+        raise OptionError(f"{where}: cannot import {module!r}: {type(exc).__name__}: {str(exc)!r}") from None
     cls = getattr(mod, cls_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Balancer)):
-        raise OptionError(f"{where}: {module} has no Balancer subclass named {cls_name}")
+        raise OptionError(f"{where}: {module!r} has no Balancer subclass named {cls_name!r}")
     return cls
 
 

@@ -89,7 +89,7 @@ def label_axes(ax, xlabel: str, ylabel: str, log: bool = True) -> None:
 
 def mark_lbfgs(ax, runs: list[Any]) -> None:
     """A dashed line where L-BFGS takes over from Adam (after the last Adam step)."""
-    if not any(row.get("phase") == "lbfgs" for r in runs for row in r.history):
+    if not any(row.get("phase") not in (None, "adam") for r in runs for row in r.history):
         return
     start = 1 + max((row["step"] for r in runs for row in r.history if row.get("phase") == "adam"), default=-1)
     ax.axvline(start, color="grey", ls="--", lw=0.8)

@@ -1,0 +1,91 @@
+"""The second optimiser stage, ``--then NAME[:key=value,...]``, and its precision switch.
+
+After the Adam stage, training continues with a fixed-weight optimiser on
+Σ_k w_k L_k (the balancer's final weights, see :mod:`pinnbal.train`):
+
+- ``lbfgs``: ``torch.optim.LBFGS`` (strong-Wolfe line search, ``history``
+  pairs, zero tolerances so it runs its whole budget);
+- ``bfgs`` and ``ssbfgs``: dense BFGS and self-scaled BFGS
+  (:mod:`pinnbal.quasi_newton`), for networks up to
+  :data:`~pinnbal.quasi_newton.MAX_PARAMETERS` parameters.
+
+``--lbfgs N`` is the stage's iteration budget.  The stage runs in
+``dtype=float64`` by default: in float32 the loss stops changing long
+before the budget ends and the line search stops on a tie (an inverse heat
+problem quit after 290 of 4000 L-BFGS iterations; Xu et al. 2025, "FP64 is
+all you need"); the network, the points and the unknowns are cast once at
+the switch.  ``dtype=float32`` keeps the Adam stage's precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .errors import OptionError
+from .quasi_newton import MAX_PARAMETERS, QuasiNewton
+
+METHODS = ("lbfgs", "bfgs", "ssbfgs")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A parsed ``--then`` spec."""
+
+    method: str = "lbfgs"
+    dtype: str = "float64"
+    history: int = 50  # L-BFGS memory
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+
+def parse_stage(spec: str) -> Stage:
+    """``"ssbfgs:dtype=float64"`` → :class:`Stage`; one clear line for anything else."""
+    name, _, rest = str(spec).strip().partition(":")
+    if name not in METHODS:
+        raise OptionError(f"--then {spec!r}: unknown optimiser {name!r}; choose one of {', '.join(METHODS)} "
+                          f"(e.g. --then ssbfgs or --then lbfgs:dtype=float32)")
+    options: dict[str, object] = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or key not in ("dtype", "history") or (key == "history" and name != "lbfgs"):
+            allowed = "dtype, history" if name == "lbfgs" else "dtype"
+            raise OptionError(f"--then {spec!r}: {item!r} is not an option of {name}; options: {allowed}")
+        if key == "dtype" and value not in DTYPES:
+            raise OptionError(f"--then {spec!r}: dtype={value}; choose float32 or float64")
+        if key == "history":
+            if not value.isdigit() or int(value) < 1:
+                raise OptionError(f"--then {spec!r}: history={value}; need an integer >= 1")
+            value = int(value)
+        options[key] = value
+    return Stage(name, **options)
+
+
+def check_size(stage: Stage, params: list[torch.Tensor]) -> None:
+    """Refuse a dense inverse Hessian that would not fit, before anything is written."""
+    count = sum(p.numel() for p in params)
+    if stage.method != "lbfgs" and count > MAX_PARAMETERS:
+        gigabytes = 8 * count**2 / 1e9
+        raise OptionError(f"--then {stage.method}: the network has {count} parameters and a dense inverse Hessian "
+                          f"would take {gigabytes:.1f} GB (limit {MAX_PARAMETERS} parameters); use --then lbfgs or "
+                          f"a smaller network")
+
+
+def make_optimizer(stage: Stage, params: list[torch.Tensor], chunk: int) -> torch.optim.Optimizer:
+    """The stage's optimiser over ``params``, running ``chunk`` iterations per ``step(closure)``."""
+    if stage.method == "lbfgs":
+        return torch.optim.LBFGS(params, lr=1.0, max_iter=chunk, history_size=stage.history,
+                                 line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
+    return QuasiNewton(params, update=stage.method, max_iter=chunk)
+
+
+def set_chunk(optimizer: torch.optim.Optimizer, chunk: int) -> None:
+    """Let the next ``step`` run ``chunk`` iterations (L-BFGS: and at most 4 × chunk evaluations)."""
+    group = optimizer.param_groups[0]
+    group["max_iter"] = chunk
+    if isinstance(optimizer, torch.optim.LBFGS):
+        group["max_eval"] = 4 * chunk

@@ -1,0 +1,157 @@
+"""The second optimiser stage: quasi-Newton methods with known minima, the float64 switch, resumption, bad specs."""
+import json
+
+import pytest
+import torch
+
+from pinnbal.cli import main
+from pinnbal.errors import OptionError
+from pinnbal.quasi_newton import QuasiNewton
+from pinnbal.stages import Stage, parse_stage
+from pinnbal.train import TrainConfig, Trainer, train
+
+
+def minimise(f, x0, update, iterations):
+    x = torch.nn.Parameter(torch.tensor(x0, dtype=torch.float64))
+    opt = QuasiNewton([x], update=update, max_iter=iterations)
+
+    def closure():
+        opt.zero_grad()
+        loss = f(x)
+        loss.backward()
+        return loss.detach()
+
+    loss = float(opt.step(closure))
+    return x.detach(), loss, opt
+
+
+def rosenbrock(x):
+    return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+
+
+@pytest.mark.parametrize("update", ["bfgs", "ssbfgs"])
+def test_rosenbrock_reaches_its_minimum_to_1e_10(update):
+    x, loss, _ = minimise(rosenbrock, [-1.2, 1.0], update, 200)
+    assert loss < 1e-10
+    assert torch.allclose(x, torch.ones(2, dtype=torch.float64), atol=1e-5)
+
+
+@pytest.mark.parametrize("update", ["bfgs", "ssbfgs"])
+def test_an_ill_conditioned_quadratic_reaches_its_minimum_to_1e_10(update):
+    scales = torch.logspace(0, 6, 20, dtype=torch.float64)  # condition number 1e6
+    target = torch.linspace(-1, 1, 20, dtype=torch.float64)
+    x, loss, opt = minimise(lambda x: 0.5 * (scales * (x - target) ** 2).sum(), [0.0] * 20, update, 300)
+    assert loss < 1e-10
+    assert opt.state[opt.params[0]]["iterations"] <= 300
+
+
+@pytest.mark.parametrize("update", ["bfgs", "ssbfgs"])
+def test_each_update_satisfies_the_secant_equation_and_stays_positive_definite(update):
+    g = torch.Generator().manual_seed(0)
+    opt = QuasiNewton([torch.nn.Parameter(torch.zeros(5, dtype=torch.float64))], update=update)
+    H = torch.zeros(0, dtype=torch.float64)
+    for _ in range(4):
+        grad = torch.randn(5, generator=g, dtype=torch.float64)
+        d = -(H @ grad) if H.numel() else -grad
+        alpha = 0.5
+        s = alpha * d
+        A = torch.diag(torch.tensor([1.0, 2.0, 5.0, 10.0, 50.0], dtype=torch.float64))
+        y = A @ s  # the curvature of a quadratic along s
+        H = opt.updated(H, s, y, alpha, grad)
+        assert torch.allclose(H @ y, s, atol=1e-12)  # H₊ y = s
+        assert torch.allclose(H, H.T) and float(torch.linalg.eigvalsh(H).min()) > 0
+
+
+def test_ssbfgs_scales_by_the_capped_oren_luenberger_factor():
+    opt = QuasiNewton([torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))], update="ssbfgs")
+    plain = QuasiNewton([torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))], update="bfgs")
+    H = torch.eye(2, dtype=torch.float64)
+    grad = torch.tensor([-1.0, 0.0], dtype=torch.float64)  # d = -H g = (1, 0)
+    s, y, alpha = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.25, 0.0], dtype=torch.float64), 1.0
+    # s·B s = -alpha s·g = 1, y·s = 0.25: tau = 0.25; the old part of H is divided by tau, the new term is not
+    scaled, unscaled = opt.updated(H, s, y, alpha, grad), plain.updated(H, s, y, alpha, grad)
+    assert scaled[1, 1] == pytest.approx(4.0) and unscaled[1, 1] == pytest.approx(1.0)
+    assert scaled[0, 0] == pytest.approx(4.0) and unscaled[0, 0] == pytest.approx(4.0)  # 1/(y·s) s sᵀ along s
+
+
+def test_stage_specs_parse_and_refuse_in_one_line():
+    assert parse_stage("lbfgs") == Stage("lbfgs", "float64", 50)
+    assert parse_stage("ssbfgs:dtype=float32") == Stage("ssbfgs", "float32")
+    assert parse_stage("lbfgs:history=100").history == 100
+    for bad in ("nope", "bfgs:history=3", "lbfgs:dtype=float16", "lbfgs:history=0", "ssbfgs:iters"):
+        with pytest.raises(OptionError, match="--then"):
+            parse_stage(bad)
+
+
+def test_bad_then_and_a_network_too_large_for_a_dense_hessian_are_one_line_exit_2_nothing_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "problems/poisson1d.py", "--then", "nope", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown optimiser 'nope'" in err and not out.exists()
+    assert main(["run", "problems/poisson1d.py", "--then", "ssbfgs", "--width", "1000", "--depth", "2",
+                 "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dense inverse Hessian" in err and "use --then lbfgs" in err
+    assert not out.exists()
+
+
+def small(**settings):
+    return {"steps": 6, "lbfgs": 8, "width": 8, "depth": 1, "log_every": 2, "checkpoint_every": 4} | settings
+
+
+@pytest.mark.parametrize("then", ["lbfgs", "ssbfgs"])
+def test_the_second_stage_runs_in_float64_and_keeps_balancer_state_and_unknowns(then):
+    from pinnbal.loader import load_problem
+
+    trainer = Trainer(load_problem("problems/heat_inverse.py"), "lra:every=2", TrainConfig(**small(then=then, lbfgs=0)))
+    trainer.fit(progress_bar=False)
+    at_switch = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    state = {k: v.clone() for k, v in trainer.state.items()}
+    trainer.switch_precision()  # the cast is exact: every float32 value is a float64 value
+    assert all(torch.equal(v.double(), at_switch[k].double()) for k, v in trainer.model.state_dict().items())
+    trainer.config.lbfgs = 8
+    run = trainer.fit(progress_bar=False)
+    assert all(torch.equal(v, state[k]) for k, v in trainer.state.items() if k != "skipped")
+    assert all(p.dtype == torch.float64 for p in trainer.model.parameters())
+    assert all(x.dtype == torch.float64 for _, x, _ in trainer.batches.items if x is not None)
+    phases = [row["phase"] for row in run.history]
+    assert phases[0] == "adam" and phases[-1] == then
+    adam_last = [r for r in run.history if r["phase"] == "adam"][-1]
+    second = [r for r in run.history if r["phase"] == then]
+    # the balancer's final weights carry over unchanged
+    assert all(r["weight/obs"] == adam_last["weight/obs"] for r in second)
+    assert second[-1]["loss"] < adam_last["loss"]
+
+
+@pytest.mark.parametrize("then, stop_after", [("ssbfgs", 3), ("ssbfgs", 9), ("lbfgs", 9)])
+def test_resuming_on_either_side_of_the_float64_switch_is_bit_exact(then, stop_after, tmp_path):
+    """Stopped (as by SIGINT) in the float32 Adam stage or inside the float64 second stage, then resumed."""
+    import os
+    import signal
+
+    import pinnbal as pb
+    from pinnbal.rundir import prepare_out_dir
+    from pinnbal.train import Interrupted, finish, resume, write_run_start
+
+    settings = small(then=then, checkpoint_every=2)
+    whole = train("problems/poisson1d.py", "lra:every=2", out=tmp_path / "whole", render=False, **settings)
+    out = tmp_path / "cut"
+    trainer = Trainer(pb.load_problem("problems/poisson1d.py"), "lra:every=2", TrainConfig(**settings),
+                      os.path.abspath("problems/poisson1d.py"), out=out)
+    prepare_out_dir(out, force=False)
+    write_run_start(out, trainer)
+    record = trainer.record
+
+    def record_then_signal(step, *args, **kwargs):
+        record(step, *args, **kwargs)
+        if step >= stop_after:
+            trainer.stop.signum = signal.SIGINT
+
+    trainer.record = record_then_signal
+    with pytest.raises(Interrupted):
+        finish(trainer, out, progress=False, render=False)
+    assert trainer.dtype == (torch.float64 if stop_after >= 6 else torch.float32)
+    resumed = resume(out, render=False)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
+    assert strip(resumed.history) == strip(whole.history)
+    assert resumed.metrics["rel_l2"] == whole.metrics["rel_l2"]
