@@ -13,10 +13,11 @@ from .geometry import Box, Face  # noqa: E402
 from .loader import load_problem  # noqa: E402
 from .points import Points  # noqa: E402
 from .problem import L1, L2, Boundary, Data, ElasticNet, Initial, Problem, Regularisation, Residual  # noqa: E402
+from .recipe import Recipe  # noqa: E402
 from .reference import GridReference  # noqa: E402
 from .train import Run, TrainConfig, train  # noqa: E402
 
 __all__ = [
     "Balancer", "Box", "Boundary", "Data", "ElasticNet", "Face", "L1", "L2", "Regularisation", "GridReference", "Initial", "OptionError", "PinnbalError", "Points",
-    "Problem", "ProblemError", "Residual", "Run", "Stats", "TermInfo", "TrainConfig", "load_problem", "train",
+    "Problem", "ProblemError", "Recipe", "Residual", "Run", "Stats", "TermInfo", "TrainConfig", "load_problem", "train",
 ]

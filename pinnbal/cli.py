@@ -36,39 +36,51 @@ def parse_weights(text: str) -> dict[str, float]:
     return weights
 
 
-def add_train_options(p: argparse.ArgumentParser) -> None:
-    from .train import TrainConfig
+def add_train_options(p: argparse.ArgumentParser, given_only: bool = False) -> None:
+    """The training flags, one per :class:`TrainConfig` field.  ``given_only``: an option not typed is None, so
+    the problem's recipe (``pinnbal run``) can fill it; the help still shows the library default."""
+    from .train import DEFAULT_BALANCER, TrainConfig
 
     d = TrainConfig()
-    p.add_argument("--balancer", default="lra", help="balancer spec, e.g. lra or lra:alpha=0.9,every=10 " + DEFAULTS_HELP)
-    p.add_argument("--steps", type=int, default=d.steps, help="Adam steps " + DEFAULTS_HELP)
-    p.add_argument("--lbfgs", type=int, default=d.lbfgs, help="iterations of the second stage after Adam " + DEFAULTS_HELP)
-    p.add_argument("--then", default=d.then, help="the second stage: lbfgs, bfgs or ssbfgs (dense, up to 20k "
+
+    def add(*flags, **kw):
+        if given_only and "default" in kw:
+            kw["help"] = kw.get("help", "").replace("%(default)s", str(kw["default"]))
+            if not kw["help"]:
+                kw["help"] = f"(default: {kw['default']})"
+            kw["default"] = None
+        p.add_argument(*flags, **kw)
+
+    add("--balancer", default=DEFAULT_BALANCER, help="balancer spec, e.g. lra or lra:alpha=0.9,every=10 " + DEFAULTS_HELP)
+    add("--steps", type=int, default=d.steps, help="Adam steps " + DEFAULTS_HELP)
+    add("--lbfgs", type=int, default=d.lbfgs, help="iterations of the second stage after Adam " + DEFAULTS_HELP)
+    add("--then", default=d.then, help="the second stage: lbfgs, bfgs or ssbfgs (dense, up to 20k "
                    "parameters), in float64 unless :dtype=float32, e.g. ssbfgs or lbfgs:history=100 " + DEFAULTS_HELP)
-    p.add_argument("--seed", type=int, default=d.seed, help=DEFAULTS_HELP)
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate " + DEFAULTS_HELP)
-    p.add_argument("--lr-decay", type=float, default=d.lr_decay, help="decay factor per --lr-decay-every steps " + DEFAULTS_HELP)
-    p.add_argument("--lr-decay-every", type=int, default=d.lr_decay_every, help=DEFAULTS_HELP)
-    p.add_argument("--device", default=d.device, help="auto, cpu or cuda " + DEFAULTS_HELP)
-    p.add_argument("--dtype", default=d.dtype, help="float32 or float64 " + DEFAULTS_HELP)
-    p.add_argument("--arch", default=d.arch, help="mlp, fourier or modified " + DEFAULTS_HELP)
-    p.add_argument("--width", type=int, default=d.width, help=DEFAULTS_HELP)
-    p.add_argument("--depth", type=int, default=d.depth, help="hidden layers " + DEFAULTS_HELP)
-    p.add_argument("--activation", default=d.activation, help="tanh, sin, gelu, silu, relu " + DEFAULTS_HELP)
-    p.add_argument("--sampler", default=d.sampler, help="uniform, sobol or lhs " + DEFAULTS_HELP)
-    p.add_argument("--resample-every", type=int, default=d.resample_every, help="redraw points every N steps, 0: never " + DEFAULTS_HELP)
-    p.add_argument("--jacobian", default=d.jacobian, help="per-term gradients: auto, loop or batched " + DEFAULTS_HELP)
-    p.add_argument("--log-every", type=int, default=d.log_every, help=DEFAULTS_HELP)
-    p.add_argument("--eval-every", type=int, default=d.eval_every, help=DEFAULTS_HELP)
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
+    add("--seed", type=int, default=d.seed, help=DEFAULTS_HELP)
+    add("--lr", type=float, default=d.lr, help="Adam learning rate " + DEFAULTS_HELP)
+    add("--lr-decay", type=float, default=d.lr_decay, help="decay factor per --lr-decay-every steps " + DEFAULTS_HELP)
+    add("--lr-decay-every", type=int, default=d.lr_decay_every, help=DEFAULTS_HELP)
+    add("--warmup", type=int, default=d.warmup, help="Adam steps of linear learning-rate warm-up " + DEFAULTS_HELP)
+    add("--device", default=d.device, help="auto, cpu or cuda " + DEFAULTS_HELP)
+    add("--dtype", default=d.dtype, help="float32 or float64 " + DEFAULTS_HELP)
+    add("--arch", default=d.arch, help="mlp, fourier or modified " + DEFAULTS_HELP)
+    add("--width", type=int, default=d.width, help=DEFAULTS_HELP)
+    add("--depth", type=int, default=d.depth, help="hidden layers " + DEFAULTS_HELP)
+    add("--activation", default=d.activation, help="tanh, sin, gelu, silu, relu " + DEFAULTS_HELP)
+    add("--sampler", default=d.sampler, help="uniform, sobol or lhs " + DEFAULTS_HELP)
+    add("--resample-every", type=int, default=d.resample_every, help="redraw points every N steps, 0: never " + DEFAULTS_HELP)
+    add("--jacobian", default=d.jacobian, help="per-term gradients: auto, loop or batched " + DEFAULTS_HELP)
+    add("--log-every", type=int, default=d.log_every, help=DEFAULTS_HELP)
+    add("--eval-every", type=int, default=d.eval_every, help=DEFAULTS_HELP)
+    add("--checkpoint-every", type=int, default=d.checkpoint_every,
                    help="steps between checkpoints in the run directory " + DEFAULTS_HELP)
-    p.add_argument("--dropout", type=float, default=d.dropout, help="dropout after each hidden activation, Adam "
+    add("--dropout", type=float, default=d.dropout, help="dropout after each hidden activation, Adam "
                    "phase only " + DEFAULTS_HELP)
-    p.add_argument("--early-stop", type=int, default=d.early_stop, help="stop after N evaluations without a better "
+    add("--early-stop", type=int, default=d.early_stop, help="stop after N evaluations without a better "
                    "validation loss on held-out points; 0: never " + DEFAULTS_HELP)
-    p.add_argument("--holdout", type=float, default=d.holdout, help="fraction of Data observations kept out of "
+    add("--holdout", type=float, default=d.holdout, help="fraction of Data observations kept out of "
                    "training for validation " + DEFAULTS_HELP)
-    p.add_argument("--weights", default="", help="initial/fixed term weights, e.g. pde=1,ic=100")
+    add("--weights", default="", help="initial/fixed term weights, e.g. pde=1,ic=100")
 
 
 def build_parser() -> Parser:
@@ -79,7 +91,7 @@ def build_parser() -> Parser:
     run = sub.add_parser("run", help="train a problem file and write a run directory")
     run.add_argument("problem", nargs="?", help="path to a problem file, e.g. problems/burgers.py")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
-    add_train_options(run)
+    add_train_options(run, given_only=True)  # unset flags come from the problem's recipe
     run.add_argument("--out", help="run directory (default: runs/<problem>-<balancer>-s<seed>)")
     run.add_argument("--force", action="store_true", help="overwrite the run files in an existing --out")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -176,7 +188,7 @@ def build_parser() -> Parser:
 
 def cmd_run(args) -> int:
     from .loader import load_problem
-    from .train import resume, train
+    from .train import TrainConfig, resume, train, with_recipe
 
     if args.resume:
         if args.problem:
@@ -189,13 +201,12 @@ def cmd_run(args) -> int:
     from .balancers import make_balancer
 
     problem = load_problem(args.problem)
-    balancer = make_balancer(args.balancer)
-    out = Path(args.out) if args.out else Path("runs") / f"{problem.name}-{balancer.name}-s{args.seed}"
-    settings = {k: getattr(args, k) for k in (
-        "steps", "lbfgs", "then", "seed", "lr", "lr_decay", "lr_decay_every", "device", "dtype", "arch", "width", "depth",
-        "activation", "sampler", "resample_every", "jacobian", "log_every", "eval_every", "checkpoint_every",
-        "dropout", "early_stop", "holdout")}
-    settings["weights"] = parse_weights(args.weights)
+    given = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+    if "weights" in given:
+        given["weights"] = parse_weights(given["weights"])
+    settings, spec = with_recipe(problem, given, args.balancer)
+    balancer = make_balancer(spec)
+    out = Path(args.out) if args.out else Path("runs") / f"{problem.name}-{balancer.name}-s{settings.get('seed', 0)}"
     run = train(problem, balancer, out=out, force=args.force, progress=not args.quiet, render=not args.no_render,
                 problem_path=str(Path(args.problem).resolve()), **settings)
     report(run, out)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import PinnbalError, ProblemError
 from .problem import Problem
+from .recipe import Recipe
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -56,6 +57,11 @@ def load_problem(path: str | Path) -> Problem:
         if not callable(rules):
             raise ProblemError(f"{path}: `weights` must be a function (state) -> {{term: weight}} for --balancer rules")
         problem.rules = rules
+    recipe = getattr(module, "recipe", None)
+    if recipe is not None and problem.recipe is None:
+        if not isinstance(recipe, Recipe):
+            raise ProblemError(f"{path}: `recipe` is a {type(recipe).__name__}, not a pb.Recipe(...)")
+        problem.recipe = recipe
     return problem
 
 

@@ -19,6 +19,7 @@ from .errors import ProblemError
 from .geometry import Box, Face, sample_faces
 from .losses import pointwise_loss
 from .points import Points
+from .recipe import Recipe
 from .reference import GridReference, LazyReference
 
 Value = float | Callable[[Points], torch.Tensor]
@@ -346,6 +347,7 @@ class Problem:
         unknowns: dict[str, float] | None = None,
         transform: Callable[[Points, torch.Tensor], torch.Tensor] | None = None,
         weights: Callable[[dict], dict] | None = None,
+        recipe: Recipe | None = None,
     ):
         self.name = name
         self.domain = domain
@@ -355,6 +357,7 @@ class Problem:
         self.unknowns = dict(unknowns or {})
         self.transform = transform
         self.rules = weights  # term weights by user rule (``--balancer rules``); a problem file's `def weights`
+        self.recipe = recipe  # the settings `pinnbal run` uses unless told otherwise; a problem file's `recipe`
         self.validate()
 
     @property
@@ -476,4 +479,6 @@ class Problem:
         lines.append(f"reference {ref}")
         if self.rules is not None:
             lines.append("rules     a weights(state) function, used with --balancer rules")
+        if self.recipe is not None:
+            lines.append(f"recipe    {self.recipe.describe()}")
         return "\n".join(lines)

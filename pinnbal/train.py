@@ -61,6 +61,7 @@ MAX_FAILURES = 5  # consecutive non-finite steps before a run is declared diverg
 LR_CUT = 0.5  # learning-rate factor applied at each roll-back
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DEFAULT_BALANCER = "lra"
 
 
 @dataclass
@@ -73,6 +74,7 @@ class TrainConfig:
     lr: float = 5e-3
     lr_decay: float = 0.9  # multiply the learning rate by this ...
     lr_decay_every: int = 1000  # ... every this many steps (smoothly)
+    warmup: int = 0  # Adam steps over which the learning rate ramps linearly up to lr (0: none)
     seed: int = 0
     device: str = "auto"
     dtype: str = "float32"
@@ -94,7 +96,7 @@ class TrainConfig:
     def check(self, problem: Problem) -> None:
         if not 0.0 <= self.holdout < 1.0:
             raise OptionError(f"--holdout {self.holdout}: need a fraction 0 <= holdout < 1")
-        for name in ("steps", "lbfgs", "resample_every", "seed", "early_stop"):
+        for name in ("steps", "lbfgs", "resample_every", "seed", "early_stop", "warmup"):
             if getattr(self, name) < 0:
                 raise OptionError(f"--{name.replace('_', '-')} {getattr(self, name)}: need a number >= 0")
         for name in ("log_every", "eval_every", "lr_decay_every", "checkpoint_every"):
@@ -198,8 +200,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.out = None if out is None else Path(out)
         self.adam = torch.optim.Adam(self.params, lr=config.lr)
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(
-            self.adam, config.lr_decay ** (1.0 / config.lr_decay_every))
+        self.scheduler = lr_schedule(self.adam, config)
         self.context = TrainingContext(self) if wants_context else None
         self.stage = parse_stage(config.then)
         check_size(self.stage, self.params)
@@ -610,6 +611,17 @@ class Trainer:
         }
 
 
+def lr_schedule(adam: torch.optim.Adam, config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """lr_s = lr · min(1, (s + 1)/warmup) · decay^(s/every): a linear warm-up (Goyal et al. 2017; the recipe of
+    Wang et al. 2023, "An expert's guide to training PINNs") then smooth exponential decay; without warm-up
+    the plain exponential decay."""
+    gamma = config.lr_decay ** (1.0 / config.lr_decay_every)
+    if not config.warmup:
+        return torch.optim.lr_scheduler.ExponentialLR(adam, gamma)
+    warmup = config.warmup
+    return torch.optim.lr_scheduler.LambdaLR(adam, lambda s: min(1.0, (s + 1) / warmup) * gamma**s)
+
+
 class FrozenPoints:
     """The term losses L_k = mean_i m_i ℓ_i with multipliers fixed at the switch to L-BFGS."""
 
@@ -649,14 +661,16 @@ class Interrupted(PinnbalError):
         self.signum = signum
 
 
-def train(problem: Problem | str, balancer: str | Balancer = "lra", *, out: str | Path | None = None,
+def train(problem: Problem | str, balancer: str | Balancer | None = None, *, out: str | Path | None = None,
           force: bool = False, progress: bool = False, render: bool = True, problem_path: str | None = None,
           **settings: Any) -> Run:
     """Train ``problem`` with ``balancer``; write a run directory to ``out`` if given.
 
     ``settings`` are :class:`TrainConfig` fields (``steps``, ``lbfgs``,
-    ``seed``, ``width``, ...).  Everything is validated before ``out`` is
-    created, so bad input never leaves a half-written run directory.
+    ``seed``, ``width``, ...).  What they and ``balancer`` leave out comes from
+    the problem's recipe (:mod:`pinnbal.recipe`), then the library defaults
+    (``lra``).  Everything is validated before ``out`` is created, so bad
+    input never leaves a half-written run directory.
     """
     from .loader import load_problem
     from .rundir import prepare_out_dir
@@ -668,6 +682,7 @@ def train(problem: Problem | str, balancer: str | Balancer = "lra", *, out: str 
     if unknown:
         raise OptionError(f"train(): unknown setting {unknown[0]!r}; settings are "
                           f"{', '.join(TrainConfig.__dataclass_fields__)}")
+    settings, balancer = with_recipe(problem, settings, balancer)
     config = TrainConfig(**settings)
     trainer = Trainer(problem, balancer, config, problem_path, out=out)
     if out is None:
@@ -688,6 +703,16 @@ def train(problem: Problem | str, balancer: str | Balancer = "lra", *, out: str 
     finally:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
+
+
+def with_recipe(problem: Problem, settings: dict[str, Any],
+                balancer: str | Balancer | None) -> tuple[dict[str, Any], str | Balancer]:
+    """The run's settings and balancer: the problem's recipe under what was given, ``lra`` when neither says."""
+    recipe = problem.recipe
+    if recipe is None:
+        return settings, balancer if balancer is not None else DEFAULT_BALANCER
+    recipe.check(TrainConfig.__dataclass_fields__)
+    return recipe.settings | settings, balancer if balancer is not None else (recipe.balancer or DEFAULT_BALANCER)
 
 
 def resume(out: str | Path, *, progress: bool = False, render: bool = True) -> Run:

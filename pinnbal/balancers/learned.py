@@ -9,7 +9,11 @@ to its first value, and the training progress — and outputs the weights:
 
 (softmax × K for unit initial weights).  W₂ and b₂ start at zero, so the
 first weights are exactly the initial ones; W₁ starts small and random from a
-fixed generator (the global random stream is not touched).
+fixed generator (the global random stream is not touched).  Because W₁ is
+drawn per input position, permuting the terms permutes the weights only
+until the first meta-update; after it the method depends on the order in
+which the problem declares its terms (like ``rlw``'s draws and ``pcgrad``'s
+projection order for K ≥ 3).
 
 Training (§6.2 item 4, "a meta-loss function that reflects the performance of
 the main model"): every ``every`` steps, with the current x, one differentiable

@@ -1,0 +1,80 @@
+"""Per-problem recipes under the command line, and the learning-rate warm-up."""
+import json
+
+import pytest
+import torch
+
+import pinnbal as pb
+from pinnbal.cli import main
+
+RECIPE = '''
+recipe = pb.Recipe(balancer="fixed", steps=3, lbfgs=2, then="lbfgs:dtype=float32", width=8, depth=1,
+                   source="a test recipe")
+'''
+
+
+@pytest.fixture
+def recipe_file(tmp_path):
+    path = tmp_path / "poisson_recipe.py"
+    path.write_text(open("problems/poisson1d.py").read() + RECIPE)
+    return path
+
+
+def config_of(out):
+    return json.loads((out / "config.json").read_text())
+
+
+def test_a_run_takes_the_recipe_where_the_command_line_is_silent(recipe_file, tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", str(recipe_file), "--steps", "2", "--out", str(out), "--quiet", "--no-render"]) == 0
+    config = config_of(out)
+    assert config["balancer"].startswith("fixed")  # the recipe's balancer
+    assert config["train"]["steps"] == 2  # the command line wins
+    assert config["train"]["lbfgs"] == 2 and config["train"]["width"] == 8  # the recipe
+    assert config["train"]["lr"] == pb.TrainConfig().lr  # neither: the library default
+    out2 = tmp_path / "run2"
+    assert main(["run", str(recipe_file), "--balancer", "lra", "--width", "4", "--out", str(out2), "--quiet",
+                 "--no-render"]) == 0
+    assert config_of(out2)["balancer"].startswith("lra") and config_of(out2)["train"]["width"] == 4
+
+
+def test_pb_train_applies_the_recipe_under_its_keywords(recipe_file):
+    run = pb.train(str(recipe_file), render=False, steps=1)
+    assert run.balancer.startswith("fixed") and run.config.steps == 1 and run.config.depth == 1
+
+
+def test_info_prints_the_recipe_and_its_source(recipe_file, capsys):
+    assert main(["info", str(recipe_file)]) == 0
+    out = capsys.readouterr().out
+    assert "recipe    balancer=fixed, steps=3" in out and "(a test recipe)" in out
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('recipe = pb.Recipe(widht=8)\n', "unknown setting 'widht'"),
+    ('recipe = pb.Recipe(seed=3)\n', "seed is chosen per run"),
+    ('recipe = {"steps": 3}\n', "not a pb.Recipe"),
+])
+def test_a_bad_recipe_is_one_line_exit_2_nothing_written(text, fragment, tmp_path, capsys):
+    path = tmp_path / "bad.py"
+    path.write_text(open("problems/poisson1d.py").read() + "\n" + text)
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err and not out.exists()
+
+
+def test_warmup_ramps_the_learning_rate_linearly_then_decays():
+    from pinnbal.train import TrainConfig, lr_schedule
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    adam = torch.optim.Adam([param], lr=1e-2)
+    schedule = lr_schedule(adam, TrainConfig(lr=1e-2, warmup=4, lr_decay=0.5, lr_decay_every=8))
+    rates = []
+    for _ in range(8):
+        rates.append(adam.param_groups[0]["lr"])
+        adam.step()
+        schedule.step()
+    gamma = 0.5 ** (1 / 8)
+    expected = [1e-2 * min(1.0, (s + 1) / 4) * gamma**s for s in range(8)]
+    assert rates == pytest.approx(expected, rel=1e-12)
+    assert rates[0] == pytest.approx(2.5e-3) and rates[3] == pytest.approx(1e-2 * gamma**3)
