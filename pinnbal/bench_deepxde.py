@@ -287,8 +287,9 @@ def deepxde_comparison(problem_path: str, steps: int, lbfgs: int, threads: int, 
     dde = import_deepxde()
     if min(steps, threads, rounds) < 1 or lbfgs < 0:
         raise OptionError("bench deepxde: --steps, --threads and --rounds must be >= 1, --lbfgs >= 0")
-    config = TrainConfig(**{**(settings or {}), "steps": steps, "lbfgs": 0, "device": "cpu", "dtype": "float32",
-                            "lr_decay": 1.0, "eval_every": 10**9, "arch": "mlp"})
+    # float32 L-BFGS on both sides (DeepXDE's own precision): the same optimiser, not pinnbal's float64 default
+    config = TrainConfig(**{**(settings or {}), "steps": steps, "lbfgs": 0, "then": "lbfgs:dtype=float32",
+                            "device": "cpu", "dtype": "float32", "lr_decay": 1.0, "eval_every": 10**9, "arch": "mlp"})
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -46,10 +46,10 @@ from hypothesis import strategies as st
 
 import pinnbal as pb
 from conftest import PROBLEMS
+from interruption import interrupted_run, strip_wall
 from pinnbal.balancers import BALANCERS
 from pinnbal.errors import OptionError, ProblemError
-from pinnbal.rundir import prepare_out_dir
-from pinnbal.train import Interrupted, TrainConfig, Trainer, finish, resume, write_run_start
+from pinnbal.train import resume
 
 #: tiny network, a history row every step (one L-BFGS iteration per chunk), accuracy at the first and last row
 SETTINGS = dict(width=8, depth=1, log_every=1, eval_every=1000, checkpoint_every=2, lr=1e-2, seed=3,
@@ -140,29 +140,6 @@ def small_problem(name: str) -> Path:
                                 repr(str(PROBLEMS / "burgers_reference.npz")))
         path.write_text(source + COARSE_REFERENCE)
     return path
-
-
-def strip_wall(history):
-    return [{k: v for k, v in row.items() if k != "wall_s"} for row in history]
-
-
-def interrupted_run(problem_path: Path, spec: str, out: Path, stop_after: int, settings: dict) -> None:
-    """A run stopped as SIGINT would stop it, the stop arriving while the row of step ``stop_after`` is
-    recorded: it takes effect at the end of the next Adam step or L-BFGS chunk (as in test_reliability)."""
-    problem = pb.load_problem(str(problem_path))
-    trainer = Trainer(problem, spec, TrainConfig(**settings), str(problem_path), out=out)
-    prepare_out_dir(out, force=False)
-    write_run_start(out, trainer)
-    record = trainer.record
-
-    def record_then_signal(step, *args, **kwargs):
-        record(step, *args, **kwargs)
-        if step >= stop_after:
-            trainer.stop.signum = 2  # SIGINT
-
-    trainer.record = record_then_signal
-    with pytest.raises(Interrupted, match="--resume"):
-        finish(trainer, out, progress=False, render=False)
 
 
 def check_trained(run, spec):

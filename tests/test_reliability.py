@@ -9,36 +9,20 @@ import time
 import pytest
 
 import pinnbal as pb
+import interruption
+from interruption import strip_wall
 from pinnbal.cli import main
-from pinnbal.rundir import load_state, prepare_out_dir
-from pinnbal.train import CHECKPOINT, Interrupted, TrainConfig, Trainer, finish, resume, write_run_start
+from pinnbal.rundir import load_state
+from pinnbal.train import CHECKPOINT, resume
 
 POISSON = "problems/poisson1d.py"
 SETTINGS = dict(steps=40, lbfgs=20, width=8, depth=1, log_every=5, eval_every=10, checkpoint_every=10,
                 resample_every=7, lr=1e-2, seed=4)
 
 
-def strip_wall(history):
-    return [{k: v for k, v in row.items() if k != "wall_s"} for row in history]
-
-
 def interrupted_run(balancer, out, stop_after_step):
-    """A run that receives a stop signal right after ``stop_after_step``, as SIGINT would."""
-    problem = pb.load_problem(POISSON)
-    trainer = Trainer(problem, balancer, TrainConfig(**SETTINGS), str(os.path.abspath(POISSON)), out=out)
-    prepare_out_dir(out, force=False)
-    write_run_start(out, trainer)
-    record = trainer.record
-
-    def record_then_signal(step, *args, **kwargs):
-        record(step, *args, **kwargs)
-        if step >= stop_after_step:
-            trainer.stop.signum = signal.SIGINT
-
-    trainer.record = record_then_signal
-    with pytest.raises(Interrupted, match="--resume"):
-        finish(trainer, out, progress=False, render=False)
-    return trainer
+    """A run of the Poisson problem that receives a stop signal right after ``stop_after_step``."""
+    return interruption.interrupted_run(POISSON, balancer, out, stop_after_step, SETTINGS)
 
 
 @pytest.mark.parametrize("balancer", ["lra:every=3", "uncertainty", "relobralo", "lra:every=3+sa", "rba+rar:every=5"])

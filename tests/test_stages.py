@@ -1,5 +1,4 @@
 """The second optimiser stage: quasi-Newton methods with known minima, the float64 switch, resumption, bad specs."""
-import json
 
 import pytest
 import torch
@@ -126,32 +125,14 @@ def test_the_second_stage_runs_in_float64_and_keeps_balancer_state_and_unknowns(
 @pytest.mark.parametrize("then, stop_after", [("ssbfgs", 3), ("ssbfgs", 9), ("lbfgs", 9)])
 def test_resuming_on_either_side_of_the_float64_switch_is_bit_exact(then, stop_after, tmp_path):
     """Stopped (as by SIGINT) in the float32 Adam stage or inside the float64 second stage, then resumed."""
-    import os
-    import signal
-
-    import pinnbal as pb
-    from pinnbal.rundir import prepare_out_dir
-    from pinnbal.train import Interrupted, finish, resume, write_run_start
+    from interruption import interrupted_run, strip_wall
+    from pinnbal.train import resume
 
     settings = small(then=then, checkpoint_every=2)
     whole = train("problems/poisson1d.py", "lra:every=2", out=tmp_path / "whole", render=False, **settings)
     out = tmp_path / "cut"
-    trainer = Trainer(pb.load_problem("problems/poisson1d.py"), "lra:every=2", TrainConfig(**settings),
-                      os.path.abspath("problems/poisson1d.py"), out=out)
-    prepare_out_dir(out, force=False)
-    write_run_start(out, trainer)
-    record = trainer.record
-
-    def record_then_signal(step, *args, **kwargs):
-        record(step, *args, **kwargs)
-        if step >= stop_after:
-            trainer.stop.signum = signal.SIGINT
-
-    trainer.record = record_then_signal
-    with pytest.raises(Interrupted):
-        finish(trainer, out, progress=False, render=False)
+    trainer = interrupted_run("problems/poisson1d.py", "lra:every=2", out, stop_after, settings)
     assert trainer.dtype == (torch.float64 if stop_after >= 6 else torch.float32)
     resumed = resume(out, render=False)
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
-    assert strip(resumed.history) == strip(whole.history)
+    assert strip_wall(resumed.history) == strip_wall(whole.history)
     assert resumed.metrics["rel_l2"] == whole.metrics["rel_l2"]
