@@ -61,6 +61,8 @@ def add_train_options(p: argparse.ArgumentParser, given_only: bool = False) -> N
     add("--lr-decay", type=float, default=d.lr_decay, help="decay factor per --lr-decay-every steps " + DEFAULTS_HELP)
     add("--lr-decay-every", type=int, default=d.lr_decay_every, help=DEFAULTS_HELP)
     add("--warmup", type=int, default=d.warmup, help="Adam steps of linear learning-rate warm-up " + DEFAULTS_HELP)
+    add("--budget", type=float, default=d.budget, help="seconds of training: Adam stops at half of it when a second "
+        "stage follows, the second stage at all of it; 0: no limit " + DEFAULTS_HELP)
     add("--device", default=d.device, help="auto, cpu or cuda " + DEFAULTS_HELP)
     add("--dtype", default=d.dtype, help="float32 or float64 " + DEFAULTS_HELP)
     add("--arch", default=d.arch, help="mlp, fourier or modified " + DEFAULTS_HELP)

@@ -75,6 +75,7 @@ class TrainConfig:
     lr_decay: float = 0.9  # multiply the learning rate by this ...
     lr_decay_every: int = 1000  # ... every this many steps (smoothly)
     warmup: int = 0  # Adam steps over which the learning rate ramps linearly up to lr (0: none)
+    budget: float = 0.0  # seconds of training: Adam gets up to half when a second stage follows (0: no limit)
     seed: int = 0
     device: str = "auto"
     dtype: str = "float32"
@@ -104,6 +105,8 @@ class TrainConfig:
                 raise OptionError(f"--{name.replace('_', '-')} {getattr(self, name)}: need an integer >= 1")
         if self.steps + self.lbfgs == 0:
             raise OptionError("nothing to do: --steps and --lbfgs are both 0")
+        if not (self.budget >= 0 and math.isfinite(self.budget)):
+            raise OptionError(f"--budget {self.budget}: need a number of seconds >= 0 (0: no limit)")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise OptionError(f"--lr {self.lr}: need a positive number")
         if not 0 < self.lr_decay <= 1:
@@ -307,16 +310,29 @@ class Trainer:
             self.train_seconds += time.perf_counter() - tick
             self.next_step = step + 1
             stopping = self.stop.signum is not None  # read once: a signal arriving later waits a step
+            timed_out = self.out_of_time("adam", step)
             if healthy:
-                self.record(step, "adam", losses, weights, started, bar, last=step == cfg.steps - 1)
+                self.record(step, "adam", losses, weights, started, bar, last=step == cfg.steps - 1 or timed_out)
                 if self.early.should_stop(step, self.model):
                     self.events.append({"step": step, "event": f"no better validation loss in {cfg.early_stop} "
                                         f"evaluations", "action": "early stop; restored the best model"})
             bar.update(1)
             if self.early.stopped_at is not None:
                 return
-            if self.status == "diverged" or self.checkpoint_if_due(started, step + 1, stopping):
+            if self.status == "diverged" or self.checkpoint_if_due(started, step + 1, stopping) or timed_out:
                 return
+
+    def out_of_time(self, stage: str, step: int) -> bool:
+        """True (and an event) when ``--budget`` ends this stage: Adam at half the budget if a second stage
+        follows, else at all of it; the second stage at the whole budget."""
+        budget = self.config.budget
+        if stage == "adam" and self.config.lbfgs:
+            budget /= 2
+        if not (budget and self.train_seconds >= budget):
+            return False
+        self.events.append({"step": step, "event": f"time budget: {self.train_seconds:.1f} s of training",
+                            "action": f"ended the {stage} stage"})
+        return True
 
     def resample_by_residual(self) -> None:
         """Residual-based adaptive sampling of the scheme's terms from fresh candidates: RAD replaces their
@@ -420,17 +436,18 @@ class Trainer:
             losses = last["losses"]
             if not (math.isfinite(loss) and bool(torch.isfinite(losses).all())):
                 self.model.load_state_dict(kept)
-                self.events.append({"step": self.config.steps + before,
+                self.events.append({"step": self.next_step + before,
                                     "event": f"non-finite loss in {self.stage.method}",
                                     "action": "kept the state before this chunk and ended the second stage"})
                 return
             stalled = loss == self.lbfgs_previous  # no step changed the loss: the stage has converged
             self.lbfgs_previous = loss
-            step = self.config.steps + self.lbfgs_done - 1
+            step = self.next_step + self.lbfgs_done - 1
+            timed_out = self.out_of_time(self.stage.method, step)
             self.record(step, self.stage.method, losses, held, started, bar,
-                        last=self.lbfgs_done >= self.config.lbfgs or stalled, force=True)
+                        last=self.lbfgs_done >= self.config.lbfgs or stalled or timed_out, force=True)
             bar.update(chunk)
-            if stalled:
+            if stalled or timed_out:
                 return
             crossed = self.lbfgs_done // self.config.checkpoint_every > before // self.config.checkpoint_every
             if self.checkpoint_if_due(started, self.config.checkpoint_every if crossed else 1, stopping):

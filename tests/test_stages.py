@@ -136,3 +136,27 @@ def test_resuming_on_either_side_of_the_float64_switch_is_bit_exact(then, stop_a
     resumed = resume(out, render=False)
     assert strip_wall(resumed.history) == strip_wall(whole.history)
     assert resumed.metrics["rel_l2"] == whole.metrics["rel_l2"]
+
+
+def test_a_time_budget_ends_adam_at_half_and_the_second_stage_at_the_whole(monkeypatch):
+    """A fake clock: every Adam step and every second-stage chunk takes one 'second'."""
+    import sys
+
+    train_module = sys.modules["pinnbal.train"]  # the module (pinnbal.train the attribute is the function)
+    clock = iter(range(10**6))
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: float(next(clock)))
+    run = train("problems/poisson1d.py", "fixed", render=False, **small(steps=100, lbfgs=100, budget=20.0))
+    phases = [row["phase"] for row in run.history]
+    adam_steps, second = run.metrics["adam_steps"], run.metrics["lbfgs_iterations"]
+    assert 0 < adam_steps < 100 and 0 < second < 100  # both stages stopped by the clock, not their counts
+    assert run.metrics["train_s"] >= 20.0 and run.metrics["status"] == "completed"
+    events = [e["event"] for e in run.metrics["events"]]
+    assert sum("time budget" in e for e in events) == 2
+    assert phases[-1] == "lbfgs" and run.history[-1]["rel_l2"] is not None  # the last row is evaluated
+    steps = [row["step"] for row in run.history]
+    assert steps == sorted(steps) and steps[-1] == adam_steps + second - 1  # no gap after a short Adam stage
+
+
+def test_a_negative_budget_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["run", "problems/poisson1d.py", "--budget", "-1", "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "--budget -1.0" in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -290,9 +290,14 @@ def markdown_table(rows: list[dict[str, Any]], outputs: list[str], target: float
 def budget(settings: dict[str, Any]) -> str:
     from ..train import TrainConfig
 
+    from ..stages import parse_stage
+
     c = TrainConfig(**settings)
-    return (f"{c.steps} Adam steps (lr {c.lr:g}) + {c.lbfgs} L-BFGS iterations; {c.arch} {c.depth}×{c.width} "
-            f"{c.activation}; {c.dtype}")
+    stage = parse_stage(c.then)
+    limit = f"; at most {c.budget:g} s of training per run" if c.budget else ""
+    return (f"{c.steps} Adam steps (lr {c.lr:g}{f', warm-up {c.warmup}' if c.warmup else ''}) + {c.lbfgs} "
+            f"{stage.method} iterations in {stage.dtype}; {c.arch} {c.depth}×{c.width} {c.activation}; Adam in "
+            f"{c.dtype}{limit}")
 
 
 def training_observations(n: int, holdout: float) -> int:
