@@ -54,8 +54,8 @@ def add_train_options(p: argparse.ArgumentParser, given_only: bool = False) -> N
     add("--balancer", default=DEFAULT_BALANCER, help="balancer spec, e.g. lra or lra:alpha=0.9,every=10 " + DEFAULTS_HELP)
     add("--steps", type=int, default=d.steps, help="Adam steps " + DEFAULTS_HELP)
     add("--lbfgs", type=int, default=d.lbfgs, help="iterations of the second stage after Adam " + DEFAULTS_HELP)
-    add("--then", default=d.then, help="the second stage: lbfgs, bfgs or ssbfgs (dense, up to 20k "
-                   "parameters), in float64 unless :dtype=float32, e.g. ssbfgs or lbfgs:history=100 " + DEFAULTS_HELP)
+    add("--then", default=d.then, help="the second stage: lbfgs, bfgs or ssbfgs (dense, up to 20k parameters); "
+        "auto: ssbfgs up to 5000 parameters, else lbfgs; float64 unless :dtype=float32 " + DEFAULTS_HELP)
     add("--seed", type=int, default=d.seed, help=DEFAULTS_HELP)
     add("--lr", type=float, default=d.lr, help="Adam learning rate " + DEFAULTS_HELP)
     add("--lr-decay", type=float, default=d.lr_decay, help="decay factor per --lr-decay-every steps " + DEFAULTS_HELP)

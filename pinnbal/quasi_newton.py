@@ -144,7 +144,7 @@ class QuasiNewton(torch.optim.Optimizer):
         return float(alpha), f_new, g_new.to(x)
 
     def updated(self, H: torch.Tensor, s, y, alpha: float, g) -> torch.Tensor:
-        """H₊ by the module docstring's formula (H empty: H₀ = (y·s)/(y·y) I first)."""
+        """H₊ by the module docstring's formula, written into H (H empty: H₀ = (y·s)/(y·y) I first)."""
         ys = float(y @ s)
         if not ys > 0:  # no positive curvature along s (cannot happen after a strong-Wolfe step): keep H
             return H
@@ -157,6 +157,9 @@ class QuasiNewton(torch.optim.Optimizer):
         Hy = H @ y
         yHy = float(y @ Hy)
         rho = 1.0 / ys
-        v = math.sqrt(yHy) * (rho * s - Hy / yHy)
-        H = (H - torch.outer(Hy, Hy) / yHy + torch.outer(v, v)) / tau
-        return H + rho * torch.outer(s, s)
+        # with v = √(yHy)(ρ s − Hy/yHy), −(Hy)(Hy)ᵀ/yHy + v vᵀ = yHy ρ² s sᵀ − ρ (s Hyᵀ + Hy sᵀ), so
+        # H₊ = H/τ + (yHy ρ²/τ + ρ) s sᵀ − (ρ/τ)(s Hyᵀ + Hy sᵀ): two rank-one passes over H, in place (BLAS ger)
+        if tau != 1.0:
+            H.div_(tau)
+        H.addr_(s, (yHy * rho * rho / tau + rho) * s - (rho / tau) * Hy)
+        return H.addr_(Hy, s, alpha=-rho / tau)

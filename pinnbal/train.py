@@ -53,7 +53,7 @@ from .jacobian import JacobianEngine, ntk_traces, sync
 from .nets import PINNModel, build_network
 from .problem import Problem
 from .rundir import load_state, read_json, save_state
-from .stages import check_size, make_optimizer, parse_stage, set_chunk
+from .stages import check_size, make_optimizer, parse_stage, resolve, set_chunk
 
 CHECKPOINT = "checkpoint.pt"
 ROLLBACK_EVERY = 100  # steps between the in-memory good states a non-finite step rolls back to
@@ -70,7 +70,7 @@ class TrainConfig:
 
     steps: int = 1000
     lbfgs: int = 4000  # iterations of the second stage
-    then: str = "lbfgs"  # the second stage: lbfgs, bfgs or ssbfgs[:dtype=float64|float32] (pinnbal.stages)
+    then: str = "auto"  # the second stage: auto, lbfgs, bfgs or ssbfgs[:dtype=float64|float32] (pinnbal.stages)
     lr: float = 5e-3
     lr_decay: float = 0.9  # multiply the learning rate by this ...
     lr_decay_every: int = 1000  # ... every this many steps (smoothly)
@@ -205,7 +205,7 @@ class Trainer:
         self.adam = torch.optim.Adam(self.params, lr=config.lr)
         self.scheduler = lr_schedule(self.adam, config)
         self.context = TrainingContext(self) if wants_context else None
-        self.stage = parse_stage(config.then)
+        self.stage = resolve(parse_stage(config.then), self.params)
         check_size(self.stage, self.params)
         self.lbfgs: torch.optim.Optimizer | None = None  # the second stage's optimiser, made at the switch
         self.frozen: list[torch.Tensor | None] | None = None  # per-point multipliers held through L-BFGS

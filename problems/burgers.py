@@ -37,3 +37,8 @@ problem = pb.Problem(
     ],
     reference=burgers_reference,
 )
+
+# Our measurement (README, "Measured"): after the default 1000 Adam steps, self-scaled BFGS in float64 (the
+# second stage `auto` picks for this 3297-parameter network) drove the training loss to 2e-7 in 1500
+# iterations and 4e-9 in 3500; 2000 iterations keep the first command near three minutes on a 2-core CPU.
+recipe = pb.Recipe(then="ssbfgs", lbfgs=2000, source="pinnbal's own measurement, README 'Measured'")

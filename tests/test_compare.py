@@ -389,7 +389,7 @@ def test_every_balancer_trains_on_the_split_a_validation_balancer_needs(cli, wri
         assert trained_on(runs / f"{b}-s0") == (0.2, {"pde": 64, "ends": 2, "obs": 160})
     md = (runs / "summary.md").read_text()
     assert SPLIT in md.splitlines()
-    assert "- budget, the same for every run: 3 Adam steps (lr 0.005) + 0 lbfgs iterations in float64; mlp 1×8 tanh" in md
+    assert "- budget, the same for every run: 3 Adam steps (lr 0.005) + 0 ssbfgs/lbfgs (auto) iterations in float64; mlp 1×8 tanh" in md
     assert "- points per term, the same for every run: pde 64, ends 2, obs 160 of 200\n" in md
     assert "- seed 0 (1 per balancer, the same for every balancer)" in md
     assert SPLIT in r.out.splitlines()  # printed with the table

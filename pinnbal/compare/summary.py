@@ -295,8 +295,9 @@ def budget(settings: dict[str, Any]) -> str:
     c = TrainConfig(**settings)
     stage = parse_stage(c.then)
     limit = f"; at most {c.budget:g} s of training per run" if c.budget else ""
+    method = "ssbfgs/lbfgs (auto)" if stage.method == "auto" else stage.method
     return (f"{c.steps} Adam steps (lr {c.lr:g}{f', warm-up {c.warmup}' if c.warmup else ''}) + {c.lbfgs} "
-            f"{stage.method} iterations in {stage.dtype}; {c.arch} {c.depth}×{c.width} {c.activation}; Adam in "
+            f"{method} iterations in {stage.dtype}; {c.arch} {c.depth}×{c.width} {c.activation}; Adam in "
             f"{c.dtype}{limit}")
 
 
