@@ -32,9 +32,13 @@ What was checked before writing this (issue 13 asked for it):
 - So this module writes the update (the part neither has) and takes the line
   search from SciPy's public ``scipy.optimize.line_search`` (the strong Wolfe
   conditions with c1 = 1e-4, c2 = 0.9, Nocedal & Wright Alg. 3.5/3.6), run in
-  float64 on the flat parameter vector.  When it finds no step along a
-  quasi-Newton direction, H is reset and the normalised steepest descent is
-  tried; when that fails too the stage has converged and stops.
+  float64 on the flat parameter vector.  When it finds no step, Armijo
+  backtracking is tried along the same direction (a step that lowers f but
+  fails the curvature condition leaves H as it was); when neither finds one
+  along the quasi-Newton direction, H is reset and the normalised steepest
+  descent is tried; when that fails too the stage has converged and stops.
+  (Without the backtracking, a Burgers run stopped after 10 iterations at a
+  loss of 0.22.)
 
 The optimiser is a :class:`torch.optim.Optimizer` (``step(closure)`` runs
 ``max_iter`` iterations), so the trainer's chunked loop, checkpoints and
@@ -55,6 +59,7 @@ from scipy.optimize import line_search
 #: the largest network a dense inverse Hessian is built for (8 P² bytes: 3.2 GB at 20 000)
 MAX_PARAMETERS = 20_000
 UPDATES = ("bfgs", "ssbfgs")
+MAX_HALVINGS = 40  # Armijo backtracking gives up below α = 2^-40
 
 
 class QuasiNewton(torch.optim.Optimizer):
@@ -132,16 +137,29 @@ class QuasiNewton(torch.optim.Optimizer):
             return memo[key]
 
         x0, d0 = x.cpu().numpy(), d.cpu().numpy()
-        with warnings.catch_warnings():  # a failed search is handled (restart, or the stage ends): no warning
+        with warnings.catch_warnings():  # a failed search is handled (backtracking, restart): no warning
             warnings.filterwarnings("ignore", message="The line search algorithm", category=RuntimeWarning)
             alpha, *_ = line_search(lambda a: at(a)[0], lambda a: at(a)[1].cpu().numpy(), x0, d0,
                                     gfk=g.cpu().numpy(), old_fval=f, c1=self.c1, c2=self.c2, maxiter=30)
-        if alpha is None or not alpha > 0:
+        if alpha is not None and alpha > 0:
+            f_new, g_new = at(x0 + alpha * d0)
+            if math.isfinite(f_new) and f_new <= f:
+                return float(alpha), f_new, g_new.to(x)
+        return self.backtrack(at, x0, d0, f, float(g @ d))
+
+    def backtrack(self, at, x0, d0, f: float, slope: float) -> tuple[float, float, torch.Tensor] | None:
+        """Armijo backtracking, α = 1, 1/2, 1/4, ... (Nocedal & Wright Alg. 3.1) where the strong-Wolfe search
+        found no step (a kink or a noisy stretch of the loss): the stage goes on as long as any step along a
+        descent direction lowers f by the sufficient-decrease margin."""
+        if not slope < 0:
             return None
-        f_new, g_new = at(x0 + alpha * d0)
-        if not (math.isfinite(f_new) and f_new <= f):
-            return None
-        return float(alpha), f_new, g_new.to(x)
+        alpha = 1.0
+        for _ in range(MAX_HALVINGS):
+            f_new, g_new = at(x0 + alpha * d0)
+            if math.isfinite(f_new) and f_new <= f + self.c1 * alpha * slope:
+                return alpha, f_new, g_new.to(torch.float64)
+            alpha /= 2
+        return None
 
     def updated(self, H: torch.Tensor, s, y, alpha: float, g) -> torch.Tensor:
         """H₊ by the module docstring's formula, written into H (H empty: H₀ = (y·s)/(y·y) I first)."""
