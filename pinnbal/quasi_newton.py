@@ -74,7 +74,7 @@ class QuasiNewton(torch.optim.Optimizer):
 
     # -- the flat vector view of the parameters --------------------------------------------------
     def flat(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in self.params]).to(torch.float64)
+        return torch.nn.utils.parameters_to_vector(self.params).detach().to(torch.float64)
 
     def assign(self, x: torch.Tensor) -> None:
         offset = 0

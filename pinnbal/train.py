@@ -194,6 +194,8 @@ class Trainer:
         # an aggregator sees the rows w_k g_k of the declared objective (held rows zero); None: all w_k = 1
         self.row_scale = (None if self.balancer.kind != "direction" or bool((self.declared == 1).all())
                           else torch.where(self.held, 0.0, self.declared) if self.held is not None else self.declared)
+        # the held terms' part of an aggregator's step, Σ_held w_k g_k, as coefficients on J's rows
+        self.held_rows = None if self.held is None else torch.where(self.held, self.declared, 0.0)
         self.balancer.attach(problem)
         self.state = self.hold(self.balancer.init(self.terms))
         self.jacobian = JacobianEngine(config.jacobian)
@@ -338,12 +340,13 @@ class Trainer:
         """Residual-based adaptive sampling of the scheme's terms from fresh candidates: RAD replaces their
         points (per-point state starts afresh), RAR-D appends to them (kept points keep their state)."""
         scheme = self.balancer.resampler()
-        appends = getattr(scheme, "appends", False)
+        appended = False
         for k, term in enumerate(self.problem.terms):
             if term.kind in scheme.term_kinds():
-                add = scheme.added(k, len(self.batches.items[k][1])) if appends else None
+                add = scheme.added(k, len(self.batches.items[k][1]))  # None: replace every point
+                appended |= add is not None
                 self.batches.redraw_by_residual(self.model, k, scheme.opts["candidates"], scheme.select, add=add)
-        if appends:
+        if appended:
             self.state = self.balancer.fit_points(self.state, [None if x is None else len(x)
                                                                for _, x, _ in self.batches.items])
         else:
@@ -382,7 +385,7 @@ class Trainer:
             flat = self.balancer.combine(rows, weights.to(J), self.state)
             if self.row_scale is not None:  # held terms at their declared weights; logged: effective c_k w_k
                 if self.held is not None:
-                    flat = flat + torch.where(self.held, self.declared, 0.0).to(J) @ J
+                    flat = flat + self.held_rows.to(J) @ J
                 weights = self.held_weights(weights * self.row_scale)
             self.set_grad(flat)
             return values.means, weights

@@ -3,7 +3,7 @@
 ``test_bad_input.py`` fuzzes balancer specs that must be *refused*; this file
 draws random *combinations* of valid options that must *train*: a balancer
 spec (plain, per-point scheme, or a composition), ``holdout``,
-``resample_every``, ``sampler``, ``steps``, ``lbfgs`` and the row after which
+``resample_every``, ``sampler``, ``then`` (the second stage), ``steps``, ``lbfgs`` and the row after which
 the run is interrupted and resumed.  The per-point schemes once crashed with
 ``--holdout`` because nothing tried them together.
 
@@ -153,6 +153,10 @@ def check_trained(run, spec):
     assert weights and all(w is not None and math.isfinite(w) for w in weights.values()), (spec, weights)
 
 
+#: second stages: the default (auto: ssbfgs on these small networks), L-BFGS in float64 and in float32
+THENS = ["auto", "lbfgs", "ssbfgs", "lbfgs:dtype=float32"]
+
+
 @st.composite
 def combinations(draw):
     refused = bool(REFUSED_SPECS) and draw(st.integers(0, 9)) == 0  # about one example in ten
@@ -166,6 +170,7 @@ def combinations(draw):
         "holdout": draw(st.sampled_from([0.0, 0.2])),
         "resample_every": draw(st.sampled_from([0, 2])),
         "sampler": draw(st.sampled_from(["uniform", "sobol", "lhs"])),
+        "then": draw(st.sampled_from(THENS)),
         "steps": steps,
         "lbfgs": lbfgs,
         # a row with a step or an L-BFGS chunk after it, so that the stop takes effect before the end
@@ -182,15 +187,16 @@ def coverage_cases() -> list[dict]:
         steps, lbfgs = 3 + i % 4, i % 3
         cases.append({"problem": ("heat_inverse", "burgers")[i % 2], "spec": spec, "refusal": needle,
                       "holdout": (0.2, 0.0, 0.2)[i % 3], "resample_every": (0, 2)[i // 2 % 2], "sampler": "uniform",
-                      "steps": steps, "lbfgs": lbfgs, "stop_after": (i * 7) % (steps + lbfgs - 1)})
+                      "then": THENS[i % len(THENS)], "steps": steps, "lbfgs": lbfgs, "stop_after": (i * 7) % (steps + lbfgs - 1)})
     for scheme in ("rba", "sa", "causal", RAR, RAD, f"{LEARNED}+sa", f"{META}+rba"):
         if registered(scheme):
             cases.append({"problem": "heat_inverse", "spec": scheme, "refusal": None, "holdout": 0.2,
-                          "resample_every": 2, "sampler": "uniform", "steps": 5, "lbfgs": 2, "stop_after": 2})
+                          "resample_every": 2, "sampler": "uniform", "then": "auto", "steps": 5, "lbfgs": 2,
+                          "stop_after": 2})
     for sampler, resample_every, spec in (("sobol", 2, "fixed"), ("lhs", 2, "fixed"), ("sobol", 0, RAR)):
         if registered(spec):
             cases.append({"problem": "heat_inverse", "spec": spec, "refusal": None, "holdout": 0.0,
-                          "resample_every": resample_every, "sampler": sampler, "steps": 5, "lbfgs": 1,
+                          "resample_every": resample_every, "sampler": sampler, "then": "auto", "steps": 5, "lbfgs": 1,
                           "stop_after": 1})  # stopped after step 2: a redraw before the stop and one after
     return cases
 
@@ -207,7 +213,7 @@ def with_examples(cases):
 def command_line(case: dict) -> str:
     return (f"pinnbal run problems/{case['problem']}.py --balancer '{case['spec']}' --holdout {case['holdout']} "
             f"--resample-every {case['resample_every']} --sampler {case['sampler']} --steps {case['steps']} "
-            f"--lbfgs {case['lbfgs']} --width 8 --depth 1 --seed 3 --lr 0.01 --log-every 1 --checkpoint-every 2 "
+            f"--lbfgs {case['lbfgs']} --then {case['then']} --width 8 --depth 1 --seed 3 --lr 0.01 --log-every 1 --checkpoint-every 2 "
             f"--device cpu (collocation points {POINTS[case['problem']]})")
 
 
@@ -227,7 +233,8 @@ def check_refused(problem_path: Path, case: dict, settings: dict, tmp: Path):
     out = tmp / "refused"
     argv = ["run", problem_path, "--balancer", case["spec"], "--steps", case["steps"], "--lbfgs", case["lbfgs"],
             "--holdout", case["holdout"], "--resample-every", case["resample_every"], "--sampler",
-            case["sampler"], "--width", "8", "--depth", "1", "--quiet", "--no-render", "--out", out]
+            case["sampler"], "--then", case["then"], "--width", "8", "--depth", "1", "--quiet", "--no-render",
+            "--out", out]
     rc, err = run_cli(argv)
     lines = [line for line in err.splitlines() if line.strip()]
     assert rc == 2, f"exit code {rc}: {err}"
@@ -248,7 +255,7 @@ def test_fuzz_combinations_train_or_are_refused_by_design(case):
     note(command_line(case) + f"; interrupted after row {case['stop_after']} and resumed")
     problem_path = small_problem(case["problem"])
     settings_ = dict(SETTINGS, steps=case["steps"], lbfgs=case["lbfgs"], holdout=case["holdout"],
-                     resample_every=case["resample_every"], sampler=case["sampler"])
+                     resample_every=case["resample_every"], sampler=case["sampler"], then=case["then"])
     with tempfile.TemporaryDirectory(prefix="pinnbal-fuzz-") as tmp:
         tmp = Path(tmp)
         if case["refusal"] is not None:

@@ -25,7 +25,6 @@ term-level method (``lra+rad``) and with weights (``rba+rar``).
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import numpy as np
 import torch
@@ -335,8 +334,6 @@ class Resampler(PointScheme):
     residual, boundary and initial terms); observations (data terms) are never moved.
     """
 
-    #: True: the new points are appended to the term's points (RAR-D); False: they replace them (RAD)
-    appends: ClassVar[bool] = False
     options = {"every": 500, "k": 1.0, "c": 1.0, "candidates": 50, "terms": "residual"}
 
     def check_options(self) -> None:
@@ -417,7 +414,6 @@ class RAR(Resampler):
 
     name = "rar"
     summary = "residual-based adaptive refinement RAR-D (Wu et al. 2023): add points with p ~ |r|^k/mean|r|^k + c"
-    appends = True
     options = {"every": 500, "add": 0.1, "max_points": 0, "k": 1.0, "c": 1.0, "candidates": 50, "terms": "residual"}
 
     def check_options(self) -> None:
