@@ -24,7 +24,7 @@ the solution, its error and how the weights moved.
 # and 3000 L-BFGS iterations; L-BFGS keeps the balancer's final weights.
 # ``--quick`` trains for a few steps only, to check that the script runs.
 import pinnbal as pb
-from pinnbal.plots import render_run
+from pinnbal.render import render_run
 
 from _common import keep, options, problem_file, report
 

@@ -22,7 +22,7 @@ budget and the seed; only the balancer differs.
 # 1000 Adam steps and 1500 L-BFGS iterations per run (about three minutes for
 # both on two CPU cores); ``--quick`` trains a few steps.
 import pinnbal as pb
-from pinnbal.plots import plot_comparison, render_run
+from pinnbal.render import plot_comparison, render_run
 
 from _common import keep, options, problem_file, report
 

@@ -22,7 +22,7 @@ prediction cut open and coloured by the error.  pyvista is optional:
 # minutes on two CPU cores: every residual point needs three second
 # derivatives); ``--quick`` trains a few steps.
 import pinnbal as pb
-from pinnbal.plots import render_run
+from pinnbal.render import render_run
 
 from _common import keep, options, problem_file, report
 

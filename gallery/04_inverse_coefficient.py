@@ -22,8 +22,8 @@ observations.  The initial condition is not used: the data stand in for it.
 # once no step lowers the loss: the data's noise sets a floor); under a
 # minute on two CPU cores.  ``--quick`` trains a few steps.
 import pinnbal as pb
-from pinnbal.plots import plot_unknowns, render_run
-from pinnbal.runs import read_run
+from pinnbal.render import plot_unknowns, render_run
+from pinnbal.rundir import read_run
 
 from _common import keep, options, problem_file, report
 

@@ -59,8 +59,9 @@ import pinnbal as pb
 from pinnbal.balancers import make_balancer
 from pinnbal.balancers.compose import Composite
 from pinnbal.balancers.pointwise import Causal
-from pinnbal.plots import plot_comparison, read_picture, render_run, save
-from pinnbal.runs import read_run
+from pinnbal.render import plot_comparison, render_run
+from pinnbal.render.picture import read_picture, save
+from pinnbal.rundir import read_run
 
 from _common import keep, options, report
 
@@ -152,7 +153,7 @@ def error_per_time(path):
     return pic.axes[axis], diff / np.linalg.norm(pic.reference[..., 0], axis=1 - axis)
 
 
-import matplotlib.pyplot as plt  # noqa: E402  (pinnbal.plots has chosen the Agg backend)
+import matplotlib.pyplot as plt  # noqa: E402  (pinnbal.render has chosen the Agg backend)
 
 fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
 for i, run in enumerate(runs):

@@ -54,7 +54,7 @@ import torch
 import pinnbal as pb
 from pinnbal.compare import compare
 from pinnbal.compare.figures import pyplot
-from pinnbal.runs import read_run
+from pinnbal.rundir import read_run
 
 from _common import REPO, keep, options, problem_file, report
 

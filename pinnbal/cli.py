@@ -89,7 +89,20 @@ def build_parser() -> Parser:
     parser = Parser(prog="pinnbal", description="Physics-informed neural networks with adaptive loss balancing.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    add_run_command(sub)
+    add_small_commands(sub)
+    bench = sub.add_parser("bench", help="benchmarks: balancer speed, accuracy on the benchmark problems, "
+                                         "pinnbal against DeepXDE")
+    suites = bench.add_subparsers(dest="suite", required=True, parser_class=Parser)
+    add_bench_speed(suites)
+    add_bench_deepxde(suites)
+    add_bench_accuracy(suites)
+    add_compare_command(sub)
+    return parser
 
+
+def add_run_command(sub) -> None:
+    """``pinnbal run``: train a problem file into a run directory."""
     run = sub.add_parser("run", help="train a problem file and write a run directory")
     run.add_argument("problem", nargs="?", help="path to a problem file, e.g. problems/burgers.py")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
@@ -99,6 +112,9 @@ def build_parser() -> Parser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-render", action="store_true", help="skip the figures")
 
+
+def add_small_commands(sub) -> None:
+    """``pinnbal info``, ``balancers`` and ``render``."""
     info = sub.add_parser("info", help="describe a problem file")
     info.add_argument("problem")
 
@@ -110,9 +126,9 @@ def build_parser() -> Parser:
     render.add_argument("--gif", action="store_true", help="also animate a solution in (x, t) over time: "
                                                           "figures/solution.gif")
 
-    bench = sub.add_parser("bench", help="benchmarks: balancer speed, accuracy on the benchmark problems, "
-                                         "pinnbal against DeepXDE")
-    suites = bench.add_subparsers(dest="suite", required=True, parser_class=Parser)
+
+def add_bench_speed(suites) -> None:
+    """``pinnbal bench speed``."""
     speed = suites.add_parser("speed", help="ms per step of every balancer against fixed; the Jacobian strategies")
     speed.add_argument("--problem", default="problems/burgers.py", help=DEFAULTS_HELP)
     speed.add_argument("--balancers", help="comma-separated balancer names (default: every registered one)")
@@ -123,6 +139,9 @@ def build_parser() -> Parser:
     speed.add_argument("--depth", type=int, default=4, help=DEFAULTS_HELP)
     speed.add_argument("--out", help="also write the Markdown report to this file")
 
+
+def add_bench_deepxde(suites) -> None:
+    """``pinnbal bench deepxde``."""
     dxde = suites.add_parser("deepxde", help="pinnbal and DeepXDE on the same Burgers setup (pip install "
                                              "'pinnbal[bench]')")
     dxde.add_argument("--problem", default="problems/burgers.py", help=DEFAULTS_HELP)
@@ -137,6 +156,9 @@ def build_parser() -> Parser:
     dxde.add_argument("--depth", type=int, default=4, help=DEFAULTS_HELP)
     dxde.add_argument("--out", help="also write the Markdown report to this file")
 
+
+def add_bench_accuracy(suites) -> None:
+    """``pinnbal bench accuracy``."""
     acc = suites.add_parser("accuracy", conflict_handler="resolve",
                             help="the benchmark problems with every balancer asked for; our errors beside the "
                                  "published ones")
@@ -153,6 +175,9 @@ def build_parser() -> Parser:
     acc.add_argument("--out", help="also write the Markdown report to this file")
     acc.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def add_compare_command(sub) -> None:
+    """``pinnbal compare``: balancers × seeds on one or more problems."""
     # compare: the training options of `run`, with --balancers in place of --balancer (conflict_handler
     # "resolve" lets --balancers take over the --balancer flag) and --seed as the first seed
     compare = sub.add_parser(
@@ -185,12 +210,12 @@ def build_parser() -> Parser:
                          + DEFAULTS_HELP)
     compare.add_argument("--force", action="store_true", help="train every run again, finished or not")
     compare.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
 
 
 def cmd_run(args) -> int:
     from .loader import load_problem
-    from .train import TrainConfig, resume, train, with_recipe
+    from .train import TrainConfig
+    from .workflow import resume, train, with_recipe
 
     if args.resume:
         if args.problem:
@@ -251,7 +276,7 @@ def bench_command(suite: str) -> str:
 
 
 def write_report(report: str, out: str | None) -> int:
-    from .rundir import atomic_write_bytes
+    from .storage import atomic_write_bytes
 
     print(report)
     if out:
@@ -260,8 +285,8 @@ def write_report(report: str, out: str | None) -> int:
 
 
 def cmd_bench_speed(args) -> int:
-    """``pinnbal bench speed``: ms per step of each balancer against ``fixed`` (:mod:`pinnbal.bench`)."""
-    from .bench import speed_report
+    """``pinnbal bench speed``: ms per step of each balancer against ``fixed`` (:mod:`pinnbal.bench.speed`)."""
+    from .bench.speed import speed_report
 
     if min(args.steps, args.repeats, args.rounds) < 1:
         raise OptionError("bench: --steps, --repeats and --rounds must be >= 1")
@@ -272,8 +297,8 @@ def cmd_bench_speed(args) -> int:
 
 
 def cmd_bench_accuracy(args) -> int:
-    """``pinnbal bench accuracy``: the suite's problems, our errors beside the published (:mod:`pinnbal.bench_accuracy`)."""
-    from .bench_accuracy import accuracy_report
+    """``pinnbal bench accuracy``: the suite's problems, our errors beside the published (:mod:`pinnbal.bench.accuracy`)."""
+    from .bench.accuracy import accuracy_report
     from .train import TrainConfig
 
     if args.seeds < 1:
@@ -287,8 +312,8 @@ def cmd_bench_accuracy(args) -> int:
 
 
 def cmd_bench_deepxde(args) -> int:
-    """``pinnbal bench deepxde``: pinnbal and DeepXDE on the same Burgers setup (:mod:`pinnbal.bench_deepxde`)."""
-    from .bench_deepxde import deepxde_report, import_deepxde
+    """``pinnbal bench deepxde``: pinnbal and DeepXDE on the same Burgers setup (:mod:`pinnbal.bench.deepxde`)."""
+    from .bench.deepxde import deepxde_report, import_deepxde
     from .compare.sweep import available_cpus
 
     import_deepxde()  # without DeepXDE: one line saying how to install it, before anything runs
@@ -301,7 +326,7 @@ def cmd_bench_deepxde(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from .plots import render_run
+    from .render import render_run
 
     for path in render_run(args.run_dir, surface=args.surface, gif=args.gif):
         print(path)
@@ -343,7 +368,7 @@ COMMANDS = {"run": cmd_run, "info": cmd_info, "balancers": cmd_balancers, "rende
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .train import Interrupted
+    from .workflow import Interrupted
 
     try:
         return COMMANDS[args.command](args)

@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from .errors import ProblemError
-from .rundir import atomic_write_bytes
+from .storage import atomic_write_bytes
 
 
 class GridReference:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 import pinnbal as pb
-from pinnbal.rundir import prepare_out_dir
-from pinnbal.train import Interrupted, TrainConfig, Trainer, finish, write_run_start
+from pinnbal.rundir import prepare_out_dir, write_run_start
+from pinnbal.train import TrainConfig, Trainer
+from pinnbal.workflow import Interrupted, finish
 
 
 def interrupted_run(problem_path: str | Path, spec: str, out: Path, stop_after: int, settings: dict) -> Trainer:
@@ -17,15 +18,13 @@ def interrupted_run(problem_path: str | Path, spec: str, out: Path, stop_after: 
     path = str(Path(problem_path).resolve())
     trainer = Trainer(pb.load_problem(path), spec, TrainConfig(**settings), path, out=out)
     prepare_out_dir(out, force=False)
-    write_run_start(out, trainer)
-    record = trainer.record
+    write_run_start(out, trainer.config_record())
 
-    def record_then_signal(step, *args, **kwargs):
-        record(step, *args, **kwargs)
-        if step >= stop_after:
+    def signal_after(row):
+        if row["step"] >= stop_after:
             trainer.stop.signum = signal.SIGINT
 
-    trainer.record = record_then_signal
+    trainer.on_row.append(signal_after)
     with pytest.raises(Interrupted, match="--resume"):
         finish(trainer, out, progress=False, render=False)
     return trainer

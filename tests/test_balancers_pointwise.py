@@ -284,30 +284,16 @@ def test_rad_restarts_per_point_state_and_compositions_allow_one_resampler():
 def test_a_resumed_run_with_grown_batches_continues_exactly(tmp_path):
     """RAR-D grows the batches every 3 steps; a run stopped after step 4 and resumed from its checkpoint
     (which holds the grown batches and the per-point state) matches an uninterrupted one, L-BFGS included."""
-    import os
-    import signal
+    from interruption import interrupted_run
 
-    from pinnbal.rundir import load_state, prepare_out_dir
-    from pinnbal.train import CHECKPOINT, Interrupted, finish, resume, write_run_start
+    from pinnbal.rundir import CHECKPOINT, load_state
+    from pinnbal.workflow import resume
 
     path = "problems/poisson1d.py"
     settings = dict(steps=12, lbfgs=2, width=8, depth=1, log_every=1, eval_every=4, checkpoint_every=4, seed=3)
     spec = "rba+rar:every=3,add=7,candidates=4"
     whole = pb.train(path, spec, out=tmp_path / "whole", render=False, **settings)
-    trainer = Trainer(pb.load_problem(path), spec, TrainConfig(**settings), os.path.abspath(path),
-                      out=tmp_path / "cut")
-    prepare_out_dir(tmp_path / "cut", force=False)
-    write_run_start(tmp_path / "cut", trainer)
-    record = trainer.record
-
-    def record_then_stop(step, *args, **kwargs):
-        record(step, *args, **kwargs)
-        if step >= 4:
-            trainer.stop.signum = signal.SIGINT
-
-    trainer.record = record_then_stop
-    with pytest.raises(Interrupted):
-        finish(trainer, tmp_path / "cut", progress=False, render=False)
+    interrupted_run(path, spec, tmp_path / "cut", stop_after=4, settings=settings)
     assert len(load_state(tmp_path / "cut" / CHECKPOINT)["batches"][0]) == 512 + 7  # one round (step 3) done
     resumed = resume(tmp_path / "cut", render=False)
     strip = lambda h: [{k: v for k, v in row.items() if k != "wall_s"} for row in h]  # noqa: E731

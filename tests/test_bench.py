@@ -1,7 +1,7 @@
 """`pinnbal bench speed` measures every balancer it is given and the two Jacobian strategies."""
 import re
 
-from pinnbal.bench import balancer_speed, jacobian_speed, speed_report
+from pinnbal.bench.speed import balancer_speed, jacobian_speed, speed_report
 
 TINY = {"width": 8, "depth": 1}
 

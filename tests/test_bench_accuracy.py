@@ -1,8 +1,8 @@
 """``pinnbal bench accuracy``: a sweep over suite problems, our numbers beside the published ones."""
 import pytest
 
-from pinnbal.anchors import ANCHORS, SUITE
-from pinnbal.bench_accuracy import accuracy_report, suite_paths
+from pinnbal.bench.anchors import ANCHORS, SUITE
+from pinnbal.bench.accuracy import accuracy_report, suite_paths
 from pinnbal.cli import main
 from pinnbal.errors import OptionError
 

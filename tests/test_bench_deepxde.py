@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from conftest import PROBLEMS
-from pinnbal.bench_deepxde import INSTALL
+from pinnbal.bench.deepxde import INSTALL
 from pinnbal.errors import OptionError
 
 ROW = re.compile(r"^\| (pinnbal|DeepXDE \(PyTorch backend\)) \| ([^|]+) \|(.*)\|$")
@@ -33,7 +33,7 @@ def table(report: str) -> dict[str, list[float]]:
 @pytest.fixture(scope="module")
 def deepxde():
     """DeepXDE on its PyTorch backend, imported the way the benchmark does; skip without it."""
-    from pinnbal.bench_deepxde import import_deepxde
+    from pinnbal.bench.deepxde import import_deepxde
 
     try:
         return import_deepxde()
@@ -85,7 +85,7 @@ def test_report_has_both_codes_with_times_and_errors(deepxde, cli, small_burgers
 
 
 def test_without_lbfgs_there_is_no_lbfgs_column(deepxde, small_burgers):
-    from pinnbal.bench_deepxde import deepxde_report
+    from pinnbal.bench.deepxde import deepxde_report
 
     report = deepxde_report(str(small_burgers), steps=2, lbfgs=0, threads=1, command="pinnbal bench deepxde",
                             settings={"width": 8, "depth": 2})

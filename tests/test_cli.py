@@ -114,7 +114,7 @@ def test_run_model_is_loadable_and_matches_rel_l2(tiny_run):
     assert tuple(first.shape) == (8, 1)  # width 8, one input coordinate
 
     # Rebuild the model from the run directory and recompute the error against sin(pi x).
-    from pinnbal.runs import predict, read_run
+    from pinnbal.rundir import predict, read_run
 
     _, model = read_run(out).load_model()
     x = np.linspace(0.0, 1.0, 20000)[:, None]

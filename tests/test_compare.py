@@ -21,7 +21,7 @@ from conftest import PNG_MAGIC, CliResult, problem_source
 from pinnbal.compare import (FIGURES, compare, folder_name, on_grid, ranks, split_balancers, steps_to)
 from pinnbal.errors import OptionError
 from pinnbal.rundir import load_state, read_csv, save_state
-from pinnbal.train import CHECKPOINT
+from pinnbal.rundir import CHECKPOINT
 
 TINY = ["--steps", "5", "--lbfgs", "0", "--width", "8", "--depth", "1", "--quiet"]
 SETTINGS = {"steps": 5, "lbfgs": 0, "width": 8, "depth": 1}
@@ -356,10 +356,8 @@ def trained_on(run) -> tuple[float, dict[str, int]]:
 
 
 def test_every_balancer_trains_on_the_split_a_validation_balancer_needs(cli, write_problem, tmp_path, monkeypatch):
-    import pinnbal.plots
-
     # figures are tested above; drawing them would take most of this test's time
-    monkeypatch.setattr(pinnbal.plots, "render_run", lambda out, *args, **kwargs: None)
+    monkeypatch.setattr("pinnbal.workflow.render_run", lambda out, *args, **kwargs: None)
     monkeypatch.setattr("pinnbal.compare.summary.draw_figures", lambda *args: [])
     problem, out = write_problem(filename="data.py", **DATA), tmp_path / "sweep"
     runs = out / "data"

@@ -115,8 +115,9 @@ def test_a_time_axis_named_tau_is_time_for_causal_weights_snapshots_and_gifs(tmp
     """``pb.Initial(on=pb.Face(tau=0))`` makes tau the time: causal slices it, render draws x–tau snapshots."""
     import math
 
-    from pinnbal.plots import read_picture, render_run
-    from pinnbal.runs import read_run
+    from pinnbal.render import render_run
+    from pinnbal.render.picture import read_picture
+    from pinnbal.rundir import read_run
 
     problem = pb.Problem("heat_tau", pb.Box(x=(0.0, 1.0), tau=(0.0, 0.5)), ["u"], [
         pb.Residual("pde", lambda p: p.u_tau - 0.1 * p.u_xx, points=64),

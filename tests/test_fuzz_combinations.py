@@ -11,7 +11,7 @@ Each example must either
 
 * train: status ``completed``, finite losses and weights in every history row,
   and an interrupted-then-resumed run (checkpoint every 2 steps, stopped as
-  SIGINT would stop it, then :func:`pinnbal.train.resume`) whose history,
+  SIGINT would stop it, then :func:`pinnbal.workflow.resume`) whose history,
   accuracy, unknowns and parameters equal the uninterrupted run's (CPU, wall
   times aside); or
 * be a combination refused by design: one ``pinnbal: error:`` line naming the
@@ -49,7 +49,7 @@ from conftest import PROBLEMS
 from interruption import interrupted_run, strip_wall
 from pinnbal.balancers import BALANCERS
 from pinnbal.errors import OptionError, ProblemError
-from pinnbal.train import resume
+from pinnbal.workflow import resume
 
 #: tiny network, a history row every step (one L-BFGS iteration per chunk), accuracy at the first and last row
 SETTINGS = dict(width=8, depth=1, log_every=1, eval_every=1000, checkpoint_every=2, lr=1e-2, seed=3,

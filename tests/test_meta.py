@@ -12,11 +12,12 @@ import pytest
 import torch
 
 import pinnbal as pb
-from pinnbal import meta as M
+from pinnbal import lookahead as M
 from pinnbal.balancers import make_balancer
 from pinnbal.cli import main
 from pinnbal.errors import OptionError
-from pinnbal.train import TrainConfig, Trainer, resume
+from pinnbal.train import TrainConfig, Trainer
+from pinnbal.workflow import resume
 from test_reliability import POISSON, SETTINGS, interrupted_run, strip_wall
 
 F64 = torch.float64

@@ -9,7 +9,7 @@ import torch
 import pinnbal as pb
 from pinnbal.batches import Batches
 from pinnbal.cli import main
-from pinnbal.early_stop import EarlyStopping
+from pinnbal.train.early_stop import EarlyStopping
 from pinnbal.train import TrainConfig, Trainer
 
 

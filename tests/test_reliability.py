@@ -13,7 +13,8 @@ import interruption
 from interruption import strip_wall
 from pinnbal.cli import main
 from pinnbal.rundir import load_state
-from pinnbal.train import CHECKPOINT, resume
+from pinnbal.rundir import CHECKPOINT
+from pinnbal.workflow import resume
 
 POISSON = "problems/poisson1d.py"
 SETTINGS = dict(steps=40, lbfgs=20, width=8, depth=1, log_every=5, eval_every=10, checkpoint_every=10,
@@ -192,7 +193,7 @@ def disk_full_for(monkeypatch, names, times=1):
     """Make the next ``times`` atomic writes of files called ``names`` fail with ENOSPC at fsync."""
     import errno
 
-    import pinnbal.rundir as rundir
+    import pinnbal.storage as storage
 
     real_fsync, left = os.fsync, {"n": times}
 
@@ -203,7 +204,7 @@ def disk_full_for(monkeypatch, names, times=1):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_fsync(fd)
 
-    monkeypatch.setattr(rundir.os, "fsync", fsync)
+    monkeypatch.setattr(storage.os, "fsync", fsync)
 
 
 def test_a_full_disk_at_a_checkpoint_is_logged_and_training_goes_on(tmp_path, monkeypatch):

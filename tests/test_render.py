@@ -1,7 +1,7 @@
 """Figures drawn from run directories: every expected PNG exists, is a real image and is not blank.
 
 Each run is a few steps of a tiny network, so the pictures show nonsense, but
-every code path of :mod:`pinnbal.plots` and :mod:`pinnbal.scenes` is drawn.
+every code path of :mod:`pinnbal.render.plots` and :mod:`pinnbal.render.scenes` is drawn.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import pytest
 
 import pinnbal as pb
 from conftest import PNG_MAGIC, problem_source
-from pinnbal.plots import plot_comparison, plot_unknowns, read_picture, render_run, training_panels
-from pinnbal.runs import read_run
+from pinnbal.render import plot_comparison, plot_unknowns, render_run
+from pinnbal.render.picture import read_picture
+from pinnbal.render.plots import training_panels
+from pinnbal.rundir import read_run
 
 TINY = dict(steps=6, lbfgs=2, width=8, depth=1, log_every=1, eval_every=2, render=False)
 
@@ -156,7 +158,8 @@ def test_scene_uses_a_stored_volume_without_the_model(runs, tmp_path):
     """With ``volume_*`` arrays in predictions.npz the scene needs neither model.pt nor the problem file."""
     pytest.importorskip("pyvista")
     from pinnbal.loader import load_problem
-    from pinnbal.scenes import read_volume, volume_arrays
+    from pinnbal.render.scenes import read_volume
+    from pinnbal.rundir import volume_arrays
 
     problem = load_problem(runs["cube"].parent / "cube.py")
     arrays = volume_arrays(problem, lambda x: problem.reference_at(x) * 0.9, n=12)
@@ -207,7 +210,7 @@ def test_render_refuses_a_run_without_predictions(runs, tmp_path):
 def test_gif_animates_a_spacetime_solution_frame_by_frame(runs):
     from PIL import Image, ImageSequence
 
-    from pinnbal.animation import FRAMES
+    from pinnbal.render.animation import FRAMES
 
     written = render_run(runs["spacetime"], gif=True)
     assert names(written)[-1] == "solution.gif"
@@ -220,7 +223,7 @@ def test_gif_animates_a_spacetime_solution_frame_by_frame(runs):
 
 
 def test_frame_times_spread_evenly_with_both_ends():
-    from pinnbal.animation import frame_times
+    from pinnbal.render.animation import frame_times
 
     assert frame_times(200, 5).tolist() == [0, 50, 100, 149, 199]
     assert frame_times(3, 40).tolist() == [0, 1, 2]  # never more frames than times

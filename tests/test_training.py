@@ -119,7 +119,8 @@ def test_multi_output_problem_reports_error_per_output():
 
 def test_resampling_draws_new_points():
     problem = pb.load_problem(POISSON)
-    from pinnbal.train import Batches, TrainConfig
+    from pinnbal.batches import Batches
+    from pinnbal.train import TrainConfig
 
     batches = Batches(problem, TrainConfig(seed=0), torch.device("cpu"), torch.float32)
     before = batches.items[0][1].detach().clone()

@@ -7,9 +7,11 @@ A balancer turns training statistics into one weight per loss term::
 
 State is returned, never hidden in the object (like an optax transformation),
 so it can be checkpointed and logged.  A balancer declares what it needs
-(``needs``: ``"losses"``, ``"jacobian"``, ``"ntk"``); the engine computes each statistic
-once per step and only on the steps the balancer asks for it
-(:meth:`Balancer.needs_at`).
+(``needs``: ``"losses"``, ``"jacobian"``, ``"ntk"``, ``"context"``) and the engine asks it
+through one typed :class:`Request` (:meth:`Balancer.request`): which statistics this
+step, over which parameters, on how many NTK points, with how much data held out.
+The engine computes each statistic once per step and only on the steps the
+balancer asks for it, and never reads a balancer's options by name.
 
 Cadence, smoothing and bounds are written once here and apply to every
 adaptive balancer through the shared options:
@@ -58,6 +60,26 @@ class TermInfo:
     kind: str  # residual | boundary | initial | data
     weight: float
     points: int = 1  # points per batch (evidence per update, for the Bayesian balancer)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a balancer asks the engine for (:meth:`Balancer.request`).
+
+    The per-step fields (``jacobian``, ``ntk_points``, ``context``) say what to
+    measure on one step; ``params`` and ``holdout`` are fixed for the run.
+    """
+
+    jacobian: bool = False  # the per-term gradients J (K × P)
+    ntk_points: int = 0  # NTK trace estimates from this many points per term (0: none)
+    context: bool = False  # a TrainingContext: functional model, validation batches, optimiser
+    params: str = "all"  # J over every parameter, the output layer's ("last") or the weight matrices ("weights")
+    holdout: float = 0.0  # fraction of Data observations kept out of training for the balancer to validate on
+
+    def merged(self, other: "Request") -> "Request":
+        """Both requests at once (the parts of a composition); ``params`` from ``self``, the term-level part."""
+        return Request(self.jacobian or other.jacobian, max(self.ntk_points, other.ntk_points),
+                       self.context or other.context, self.params, max(self.holdout, other.holdout))
 
 
 @dataclass
@@ -141,6 +163,19 @@ class Balancer:
 
     def needs_at(self, step: int) -> frozenset[str]:
         return self.needs if self.due(step) else frozenset({"losses"})
+
+    def request(self, step: int | None = None) -> Request:
+        """What the engine should measure at ``step`` (None: everything this balancer may ask during a run).
+
+        Derived from :attr:`needs`, :meth:`needs_at` and the shared options
+        ``params``, ``points`` (NTK) and ``holdout``; a method with other needs overrides this.
+        """
+        needs = self.needs if step is None else self.needs_at(step)
+        context = "context" in needs
+        return Request(jacobian="jacobian" in needs,
+                       ntk_points=int(self.opts.get("points", 64)) if "ntk" in needs else 0,
+                       context=context, params=self.opts.get("params", "all"),
+                       holdout=float(self.opts.get("holdout", 0.0)) if context else 0.0)
 
     def update(self, stats: Stats, state: dict, *, step: int, progress: float) -> tuple[torch.Tensor, dict]:
         if not self.due(step):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import OptionError
-from .base import Balancer
+from .base import Balancer, Request
 from .fixed import Fixed
 from .pointwise import Resampler, weighted_means
 
@@ -50,7 +50,7 @@ class Composite(Balancer):
                               f"with per-point schemes ({', '.join(p.name for p in points)})")
         self.points = points
         self.parts = [self.term, *points]
-        self.opts = self.term.opts  # the engine reads e.g. params= and points= from the term-level part
+        self.opts = {}  # each part keeps its own options; the engine asks through request()
         self.name = "+".join(p.name for p in self.parts)
         self.kind = self.term.kind
         self.needs = frozenset().union(*(p.needs for p in self.parts))
@@ -73,6 +73,13 @@ class Composite(Balancer):
 
     def needs_at(self, step: int) -> frozenset[str]:
         return frozenset().union(*(p.needs_at(step) for p in self.parts))
+
+    def request(self, step: int | None = None) -> Request:
+        """Every part's request at once; ``params`` is the term-level part's."""
+        merged = self.term.request(step)
+        for part in self.points:
+            merged = merged.merged(part.request(step))
+        return merged
 
     def update(self, stats, state, *, step, progress):
         state = dict(state)

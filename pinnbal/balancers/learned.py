@@ -19,7 +19,7 @@ Training (§6.2 item 4, "a meta-loss function that reflects the performance of
 the main model"): every ``every`` steps, with the current x, one differentiable
 look-ahead step θ' = θ − η ∇_θ Σ_k w_k(φ) L_k(θ) (η the optimiser's learning
 rate, T = 1) is scored on held-out points by the validation objective of
-:mod:`pinnbal.meta`, V = mean_k L_k^val(θ') / L_k^val(θ), and φ takes one Adam
+:mod:`pinnbal.lookahead`, V = mean_k L_k^val(θ') / L_k^val(θ), and φ takes one Adam
 step on the clipped meta-gradient ∂V/∂φ (which passes through the inner
 gradient: second order), with a decoupled pull of strength ``reg`` toward its
 initial value.  The weights are then recomputed with the new φ and held until
@@ -40,7 +40,7 @@ update).  The weights themselves are the ``weight/<term>`` columns.
 Sources: seed 000 §6.2; the look-ahead meta-gradient follows Andrychowicz et
 al. 2016 ("Learning to learn by gradient descent by gradient descent") and
 Franceschi et al. 2018 ("Bilevel programming for hyperparameter optimization
-and meta-learning"); see :mod:`pinnbal.meta`.
+and meta-learning"); see :mod:`pinnbal.lookahead`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ import math
 import torch
 
 from ..errors import OptionError
-from ..meta import TINY, adam_update, all_finite, clip_grads, meta_gradient, selection, validation_scale
+from ..lookahead import (TINY, adam_update, all_finite, clip_grads, meta_gradient, selection, skip,
+                         validation_scale)
 from .base import Balancer
 
 F64 = torch.float64
@@ -124,8 +125,7 @@ class Learned(Balancer):
         select = selection(ctx)
         val = validation_scale(ctx)
         if not all_finite(val):
-            state["skipped"] = state["skipped"] + 1
-            return state["weights"]
+            return skip(state)
         val0 = state["val0"] if bool((state["val0"] > 0).any()) else val.clone()
         state["val0"] = val0
         state["val_rel"] = torch.where(val0 > TINY, val / val0.clamp_min(TINY), torch.ones_like(val))
@@ -139,11 +139,9 @@ class Learned(Balancer):
         value, grads = meta_gradient(ctx, train_loss, [*phi.values(), w], T=1, lr=ctx.lr, scale=val, select=select)
         grads, dval_dw = grads[:-1], grads[-1]
         if not (math.isfinite(value) and all_finite(*grads, dval_dw)):
-            state["skipped"] = state["skipped"] + 1
-            return state["weights"]
+            return skip(state)
         state["dval_dw"] = dval_dw.double().cpu()
         grads, _ = clip_grads(grads, o["clip"])
         if not adam_update(state, NAMES, grads, lr=o["meta_lr"], reg=o["reg"], phi0=self.phi_init(K)):
-            state["skipped"] = state["skipped"] + 1
-            return state["weights"]
+            return skip(state)
         return self.weights_of({n: state[n] for n in NAMES}, x, initial)

@@ -8,7 +8,7 @@ averaged over residual columns).  θ takes ordinary Adam steps on L_φ; every
 current θ (truncated back-propagation, Andrychowicz et al. 2016; reverse-mode
 hyper-gradients, Franceschi et al. 2018), evaluates the held-out validation
 objective V(θ_T) = mean_k L_k^val(θ_T) / L_k^val(θ) and moves φ along −∂V/∂φ
-(second order: through the inner gradients); :mod:`pinnbal.meta` has the
+(second order: through the inner gradients); :mod:`pinnbal.lookahead` has the
 machinery and the reasons for the normalisation.
 
 ``param`` picks the parameterisation (seed §3.3):
@@ -72,8 +72,8 @@ import math
 import torch
 
 from ..errors import OptionError
-from ..meta import (TINY, adam_moments, adam_update, all_finite, clip_grads, meta_gradient, selection,
-                    validation_scale)
+from ..lookahead import (TINY, adam_moments, adam_update, all_finite, clip_grads, meta_gradient, selection, skip,
+                         validation_scale)
 from .base import Balancer
 
 F64 = torch.float64
@@ -244,16 +244,42 @@ class Meta(Balancer):
         if ctx is None or int(state["stopped"]):
             return state["weights"]
         o = self.opts
-        K = len(state["weights"])
-        initial = state["initial"]
         has_points = [bool(getattr(t, "has_points", True)) for t in ctx.terms]
         select = selection(ctx, o["validate"])
         val = validation_scale(ctx)
         if not all_finite(val):
-            state["skipped"] = state["skipped"] + 1
-            return state["weights"]
+            return skip(state)
+        if self.no_better(state, val, select):  # early stopping of φ: back to its best, frozen from here on
+            return self.finish(stats, state, has_points)
+        if o["param"] != "weights":  # the running scale of the pointwise loss that poly/net normalise by
+            if stats.pointwise is None or not all_finite(*stats.pointwise):
+                return skip(state)
+            means = torch.stack([ell.detach().double().mean() for ell in stats.pointwise]).cpu()
+            state["scale"] = means.clamp(TINY, 1e300)
+        names = self.phi_names()
+        phi = {n: state[n].detach().clone().requires_grad_(True) for n in names}
+        scale, initial = state["scale"], state["initial"]
 
-        # early stopping of φ on E = mean_k L_k^val / L_k^val(first outer step)
+        def train_loss(values):
+            w = self.term_weights(phi, initial)
+            losses = torch.stack(self.term_losses(values.pointwise, has_points, phi, scale))
+            return (w.to(losses) * losses).sum()
+
+        moments = adam_moments(ctx) if o["inner"] == "adam" else None
+        value, grads = meta_gradient(ctx, train_loss, list(phi.values()), T=o["T"], lr=ctx.lr, scale=val,
+                                     select=select, inner=o["inner"], moments=moments)
+        if not (math.isfinite(value) and all_finite(*grads)):
+            return skip(state)
+        grads, _ = clip_grads(grads, o["clip"])
+        if not adam_update(state, names, grads, lr=o["meta_lr"], reg=o["reg"], phi0=self.phi_init(len(initial)),
+                           project=self.project):
+            return skip(state)
+        state["outer"] = state["outer"] + 1
+        return self.finish(stats, state, has_points)
+
+    def no_better(self, state: dict, val: torch.Tensor, select: torch.Tensor) -> bool:
+        """Early stopping of φ on E = mean_k L_k^val / L_k^val(first outer step): keep the best φ; True (φ put
+        back to its best and stopped) after ``patience`` outer steps without a better E."""
         val0 = state["val0"] if int(state["outer"]) else val.clone()
         state["val0"] = val0
         known = val0 > TINY
@@ -265,42 +291,14 @@ class Meta(Balancer):
             state["best"], state["bad"] = torch.tensor(score, dtype=F64), torch.zeros((), dtype=torch.int64)
             for n in names:
                 state[f"best_{n}"] = state[n].clone()
-        else:
-            state["bad"] = state["bad"] + 1
-            if o["patience"] and int(state["bad"]) >= o["patience"]:
-                for n in names:
-                    state[n] = state[f"best_{n}"].clone()
-                state["stopped"] = torch.ones((), dtype=torch.int64)
-                return self.finish(stats, state, has_points)
-
-        if o["param"] != "weights":  # the running scale of the pointwise loss that poly/net normalise by
-            if stats.pointwise is None or not all_finite(*stats.pointwise):
-                state["skipped"] = state["skipped"] + 1
-                return state["weights"]
-            means = torch.stack([ell.detach().double().mean() for ell in stats.pointwise]).cpu()
-            state["scale"] = means.clamp(TINY, 1e300)
-
-        phi = {n: state[n].detach().clone().requires_grad_(True) for n in names}
-        scale = state["scale"]
-
-        def train_loss(values):
-            w = self.term_weights(phi, initial)
-            losses = torch.stack(self.term_losses(values.pointwise, has_points, phi, scale))
-            return (w.to(losses) * losses).sum()
-
-        moments = adam_moments(ctx) if o["inner"] == "adam" else None
-        value, grads = meta_gradient(ctx, train_loss, list(phi.values()), T=o["T"], lr=ctx.lr, scale=val,
-                                     select=select, inner=o["inner"], moments=moments)
-        if not (math.isfinite(value) and all_finite(*grads)):
-            state["skipped"] = state["skipped"] + 1
-            return state["weights"]
-        grads, _ = clip_grads(grads, o["clip"])
-        if not adam_update(state, names, grads, lr=o["meta_lr"], reg=o["reg"], phi0=self.phi_init(K),
-                           project=self.project):
-            state["skipped"] = state["skipped"] + 1
-            return state["weights"]
-        state["outer"] = state["outer"] + 1
-        return self.finish(stats, state, has_points)
+            return False
+        state["bad"] = state["bad"] + 1
+        if not (self.opts["patience"] and int(state["bad"]) >= self.opts["patience"]):
+            return False
+        for n in names:
+            state[n] = state[f"best_{n}"].clone()
+        state["stopped"] = torch.ones((), dtype=torch.int64)
+        return True
 
     def finish(self, stats, state, has_points) -> torch.Tensor:
         """The weights of the current φ; records the effective multipliers."""

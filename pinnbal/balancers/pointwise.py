@@ -346,6 +346,11 @@ class Resampler(PointScheme):
     def term_kinds(self) -> tuple[str, ...]:
         return tuple(kind for kind in super().term_kinds() if kind != "data")
 
+    @property
+    def candidates(self) -> int:
+        """Candidate points drawn per round, as a multiple of the term's points."""
+        return self.opts["candidates"]
+
     def resamples(self, step: int) -> bool:
         return step > 0 and step % self.opts["every"] == 0
 

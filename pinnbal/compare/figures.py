@@ -15,14 +15,12 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ..rundir import atomic_write_bytes
-
-if TYPE_CHECKING:  # for annotations only: summary.py imports this module
-    from .summary import Group
+from ..storage import atomic_write_bytes
+from .results import Group
 
 FIGURES = ("error_vs_step.png", "weights.png", "final_error.png", "error_maps.png")
 

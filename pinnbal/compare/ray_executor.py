@@ -1,8 +1,8 @@
 """A comparison sweep on a Ray cluster: ``pinnbal compare ... --executor ray``.
 
 Every (problem, balancer, seed) run is one Ray task whose body is
-:func:`~pinnbal.compare.sweep.train_job`, the per-run code of the local
-executor; the tasks are handed out by the same :func:`~pinnbal.compare.sweep.drive`
+:func:`~pinnbal.compare.execute.train_job`, the per-run code of the local
+executor; the tasks are handed out by the same :func:`~pinnbal.compare.execute.drive`
 loop, with the same progress bar, ledger (``sweep.json``), summaries and
 figures, and the same resuming: finished runs found on disk are skipped before
 Ray is even started.
@@ -46,8 +46,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import OptionError
-from .summary import Job, Sweep
-from .sweep import Comparison, Outcome, drive, run_sweep, train_job
+from .execute import Comparison, drive, run_sweep, train_job
+from .plan import Job, Sweep
+from .results import Outcome
 
 INSTALL = "--executor ray needs Ray: pip install 'pinnbal[ray]'"
 #: Seconds to wait, after Ctrl-C, for cancelled runs to write their checkpoints.

@@ -5,9 +5,8 @@ full-precision numbers) and ``summary.md`` (the same as a Markdown table, with
 the budget, and the figures of :mod:`~pinnbal.compare.figures`); with several
 problems also ``DIR/summary.md`` (one table each, and a ranking).
 
-What a sweep is (:class:`Sweep`, :class:`Job`, :class:`Entry`) and what a run
-directory holds (:func:`saved_state`) live here, below
-:mod:`~pinnbal.compare.sweep`, which plans and runs with them.
+What a sweep is lives in :mod:`~pinnbal.compare.plan`, the runs read back in
+:mod:`~pinnbal.compare.results`; this module writes what they show.
 
 Statistics:  ``n`` counts completed runs; ``failed`` counts seeds that
 diverged or crashed.  rel L2 statistics are over the completed runs
@@ -26,184 +25,22 @@ from __future__ import annotations
 
 import math
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any
 
 import numpy as np
 
-from ..rundir import atomic_write_bytes, read_json, write_csv
+from ..storage import atomic_write_bytes, write_csv
+from ..train import TrainConfig
+from ..train.stages import parse_stage
+from ..version import __version__
 from .figures import draw_figures, term_names
-
-if TYPE_CHECKING:  # for annotations only: sweep.py imports this module
-    from .sweep import Ledger
-
-#: metrics.json states that are a result: skipped when the sweep runs again.
-FINAL = ("completed", "diverged")
-
-
-# -- the sweep, as data -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One balancer of the sweep."""
-
-    spec: str  # as written by the user: the row label
-    canonical: str  # Balancer.spec, what config.json records
-    name: str  # the balancer's registry name (fixed, lra, ...)
-    folder: str  # directory name
-
-
-@dataclass(frozen=True)
-class Job:
-    """One (problem, balancer, seed) run."""
-
-    problem: str
-    problem_path: str
-    entry: Entry
-    seed: int
-    out: Path
-    resume: bool = False  # an interrupted run with a checkpoint and this sweep's settings: continue it
-
-    @property
-    def label(self) -> str:
-        return f"{self.problem}/{self.out.name}"
-
-
-@dataclass(frozen=True)
-class TermSize:
-    """One term of a problem with points: its name, kind and declared points (a Data term: its observations)."""
-
-    name: str
-    kind: str
-    points: int
-
-
-@dataclass
-class Sweep:
-    """Everything a comparison needs, validated before any file is written.
-
-    ``settings`` are every run's TrainConfig fields (seed aside), the same for
-    every balancer; its ``holdout`` is the largest validation fraction any
-    balancer of the sweep needs (``needed``) or the user's (``given_holdout``),
-    whichever is larger, so that every run trains on the same observations.
-    """
-
-    problems: dict[str, str]  # problem name -> resolved path
-    given_paths: list[str]
-    entries: list[Entry]
-    seeds: list[int]
-    settings: dict[str, Any]
-    out: Path
-    target: float
-    terms: dict[str, list[TermSize]] = field(default_factory=dict)  # problem name -> its terms with points
-    given_holdout: float = 0.0  # the user's --holdout
-    needed: dict[str, float] = field(default_factory=dict)  # spec -> the holdout its validation set needs
-
-    @property
-    def holdout(self) -> float:
-        """The holdout every run of the sweep trains with (TrainConfig.holdout)."""
-        return float(self.settings.get("holdout", 0.0))
-
-    @property
-    def jobs(self) -> list[Job]:
-        return [Job(name, path, entry, seed, self.out / name / f"{entry.folder}-s{seed}")
-                for name, path in self.problems.items() for entry in self.entries for seed in self.seeds]
-
-    def expected_config(self, job: Job) -> dict[str, Any]:
-        from ..train import TrainConfig
-
-        return {"problem_path": job.problem_path, "balancer": job.entry.canonical,
-                "train": asdict(TrainConfig(**self.settings, seed=job.seed))}
-
-
-def config_difference(saved: dict[str, Any], expected: dict[str, Any]) -> str | None:
-    """The first setting in which a saved config.json differs from the sweep's, or None."""
-    from ..train import TrainConfig
-
-    for key in ("problem_path", "balancer"):
-        if saved.get(key) != expected[key]:
-            return f"{key} {saved.get(key)!r} (sweep: {expected[key]!r})"
-    defaults, train = asdict(TrainConfig()), saved.get("train") or {}
-    for key, value in expected["train"].items():
-        if train.get(key, defaults[key]) != value:
-            return f"{key} {train.get(key, defaults[key])!r} (sweep: {value!r})"
-    return None
-
-
-def saved_state(job: Job, sweep: Sweep) -> tuple[str | None, str | None]:
-    """(status in metrics.json or None, how its config differs from the sweep's or None)."""
-    try:
-        status = read_json(job.out / "metrics.json").get("status")
-        saved = read_json(job.out / "config.json")
-    except (OSError, ValueError):
-        return None, None
-    return status, config_difference(saved, sweep.expected_config(job))
+from .plan import Sweep
+from .results import Group, Ledger, median_of, output_names, read_groups, spread, steps_to
 
 
 # -- statistics -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Group:
-    """The runs of one balancer on one problem, read back from their directories."""
-
-    entry: Entry
-    runs: list[Any]  # SavedRun, completed or diverged, config matching the sweep
-    seeds: int  # seeds in the sweep
-
-    @property
-    def completed(self) -> list[Any]:
-        return [r for r in self.runs if r.metrics.get("status") == "completed"]
-
-    def errors(self, output: str | None = None) -> list[float]:
-        """Final rel L2 of the completed runs (of one output if given)."""
-        values = (r.metrics.get("rel_l2") if output is None else (r.metrics.get("rel_l2_per_output") or {}).get(output)
-                  for r in self.completed)
-        return [float(v) for v in values if v is not None]
-
-
-def read_groups(sweep: Sweep, problem: str) -> list[Group]:
-    from ..runs import read_run
-
-    groups = {entry.spec: Group(entry, [], len(sweep.seeds)) for entry in sweep.entries}
-    for job in sweep.jobs:
-        if job.problem != problem:
-            continue
-        status, difference = saved_state(job, sweep)
-        if status in FINAL and difference is None:
-            groups[job.entry.spec].runs.append(read_run(job.out))
-    return list(groups.values())
-
-
-def spread(values: list[float], prefix: str) -> dict[str, float | None]:
-    """mean, sample std, median, min, max of ``values`` (None where undefined)."""
-    a = np.asarray(values, dtype=float)
-    stats = {"mean": a.mean() if a.size else None, "std": a.std(ddof=1) if a.size > 1 else None,
-             "median": np.median(a) if a.size else None, "min": a.min() if a.size else None,
-             "max": a.max() if a.size else None}
-    return {f"{prefix}_{k}": None if v is None else float(v) for k, v in stats.items()}
-
-
-def median_of(values: Iterable[float | None]) -> float | None:
-    kept = [float(v) for v in values if v is not None]
-    return float(np.median(kept)) if kept else None
-
-
-def steps_to(history: list[dict[str, Any]], target: float) -> float:
-    """Optimiser steps taken when rel L2 was first measured <= target (inf if never)."""
-    for row in history:
-        if row.get("rel_l2") is not None and row["rel_l2"] <= target:
-            return row["step"] + 1
-    return math.inf
-
-
-def output_names(groups: list[Group]) -> list[str]:
-    for group in groups:
-        for run in group.completed:
-            return list(run.metrics.get("rel_l2_per_output") or {})
-    return []
 
 
 def group_row(group: Group, outputs: list[str], terms: list[str], target: float) -> dict[str, Any]:
@@ -288,10 +125,6 @@ def markdown_table(rows: list[dict[str, Any]], outputs: list[str], target: float
 
 
 def budget(settings: dict[str, Any]) -> str:
-    from ..train import TrainConfig
-
-    from ..stages import parse_stage
-
     c = TrainConfig(**settings)
     stage = parse_stage(c.then)
     limit = f"; at most {c.budget:g} s of training per run" if c.budget else ""
@@ -351,8 +184,6 @@ def split_text(sweep: Sweep, problems: list[str]) -> str:
 
 def shared_lines(sweep: Sweep, problem: str | None = None) -> list[str]:
     """What every run of the sweep shares (of ``problem``, or of all problems): budget, points, data split, seeds."""
-    from ..train import TrainConfig
-
     problems = [problem] if problem is not None else list(sweep.problems)
     resample = TrainConfig(**sweep.settings).resample_every
     if len(problems) == 1:
@@ -376,8 +207,6 @@ def seeds_text(seeds: list[int]) -> str:
 
 def reproduce(sweep: Sweep) -> str:
     """A ``pinnbal compare`` command line that reruns (or resumes) this sweep."""
-    from ..train import TrainConfig
-
     defaults = asdict(TrainConfig())
     words = ["pinnbal", "compare", *sweep.given_paths, "--balancers", ",".join(e.spec for e in sweep.entries),
              "--seeds", str(len(sweep.seeds))]
@@ -396,8 +225,6 @@ def header(sweep: Sweep, ledger: Ledger, problem: str | None = None) -> list[str
     import platform
 
     import torch
-
-    from .. import __version__
 
     return [*shared_lines(sweep, problem),
             f"- timings: {ledger.describe([j for j in sweep.jobs if problem in (None, j.problem)])}; "

@@ -1,36 +1,8 @@
-"""Figures of a run, drawn from its run directory alone (matplotlib, Agg).
-
-:func:`render_run` writes into ``RUN_DIR/figures/``:
-
-- ``losses.png``: the training history, one panel each: term losses and the
-  weighted total (log); term weights (log); the balancer's own logged state
-  (``log_var/<term>`` for ``uncertainty``, ...); the relative L2 error at the
-  steps where it was evaluated; the unknowns of an inverse problem.  A dashed
-  line marks the start of L-BFGS.
-- ``solution.png``: prediction against reference from ``predictions.npz``.
-  One coordinate: a line plot over the absolute error (log).  Two coordinates
-  (space-time included, time drawn horizontally): heatmaps of prediction,
-  reference and absolute error, one row per output; prediction and reference
-  share one colour scale (diverging for signed data, sequential otherwise),
-  the error has a sequential one.  More coordinates: the slice through the
-  middle of the others.
-- ``snapshots.png`` (problems in x and t): the solution at three times,
-  PINN against reference.
-- ``scene.png`` (three coordinates, pyvista installed): a 3D scene of the
-  solution and the error, see :mod:`pinnbal.scenes`; ``surface.png`` (two
-  coordinates, ``render_run(path, surface=True)``): the solution as a
-  warped surface.
-- ``solution.gif`` (problems in x and t, ``render_run(path, gif=True)``): the
-  solution over time, see :mod:`pinnbal.animation`.
-
-:func:`plot_comparison` puts several runs of one problem side by side and
-:func:`plot_unknowns` draws the unknowns against their true values.
-"""
+"""The matplotlib figures of a run: training history, solution against reference, snapshots in time,
+several runs side by side, the unknowns of an inverse problem (see :mod:`pinnbal.render`)."""
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -42,125 +14,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
-from .errors import PinnbalError  # noqa: E402
-from .runs import SavedRun, read_run  # noqa: E402
+from ..errors import PinnbalError  # noqa: E402
+from ..rundir import SavedRun, read_run  # noqa: E402
+from .picture import ERROR, Picture, read_picture, save, title, value_scale  # noqa: E402
 
-DPI = 110
-SIGNED, POSITIVE, ERROR = "RdBu_r", "viridis", "magma"
 BASE_PREFIXES = ("loss", "weight", "unknown")  # every other "<prefix>/<term>" column is balancer state
-
-
-def render_run(path: str | Path, *, surface: bool = False, gif: bool = False) -> list[Path]:
-    """Draw the run's figures into ``path/figures``; return the files written.
-
-    ``gif``: also ``solution.gif``, the solution over time (problems in x and t,
-    :mod:`pinnbal.animation`).
-    """
-    run = read_run(path)
-    if not (run.path / "predictions.npz").is_file():
-        raise PinnbalError(f"{path}: no predictions.npz; this run directory is incomplete")
-    picture = read_picture(run)
-    if gif:
-        from .animation import check_animatable
-
-        check_animatable(run, picture)  # before anything is drawn
-    figures = run.path / "figures"
-    figures.mkdir(exist_ok=True)
-    written = [plot_training(run, figures / "losses.png"), plot_solution(run, picture, figures / "solution.png")]
-    if picture.is_space_time:
-        written.append(plot_snapshots(run, picture, figures / "snapshots.png"))
-    written += render_scenes(run, picture, figures, surface)
-    if gif:
-        from .animation import render_gif
-
-        written.append(render_gif(run, picture, figures / "solution.gif"))
-    return written
-
-
-def render_scenes(run: SavedRun, picture: "Picture", figures: Path, surface: bool) -> list[Path]:
-    """The pyvista pictures this run calls for: a 3D scene, or a warped surface if asked."""
-    dim = len(picture.all_coords)
-    if dim != 3 and not (surface and dim == 2):
-        return []
-    from . import scenes
-
-    if not scenes.available():
-        warnings.warn("pyvista is not installed: no 3D scene (pip install pyvista)", stacklevel=3)
-        return []
-    if dim == 2:
-        return [scenes.render_surface(run, picture, figures / "surface.png")]
-    try:
-        return [scenes.render_scene(run, figures / "scene.png")]
-    except PinnbalError as exc:  # no stored volume and no model to compute one from
-        warnings.warn(f"no 3D scene: {exc}", stacklevel=3)
-        return []
-
-
-# -- reading ------------------------------------------------------------------------------------
-@dataclass
-class Picture:
-    """``predictions.npz`` as arrays on its grid: values have shape grid + (outputs,)."""
-
-    all_coords: list[str]
-    outputs: list[str]
-    axes: list[np.ndarray]
-    prediction: np.ndarray
-    reference: np.ndarray | None
-    fixed: dict[str, float]  # coordinates held at one value (mid-box)
-    time: str | None = None  # the time coordinate (drawn horizontally, sliced in snapshots and GIFs)
-
-    @property
-    def is_space_time(self) -> bool:
-        """A grid over one space coordinate and time."""
-        return len(self.axes) == 2 and self.time in self.coords
-
-    @property
-    def space_time_axes(self) -> tuple[int, int]:
-        """(space, time) grid axes of a space-time picture."""
-        t_axis = self.coords.index(self.time)
-        return 1 - t_axis, t_axis
-
-    @property
-    def coords(self) -> list[str]:
-        return self.all_coords[: len(self.axes)]
-
-    @property
-    def error(self) -> np.ndarray | None:
-        return None if self.reference is None else np.abs(self.prediction - self.reference)
-
-    def where(self) -> str:
-        """``"z = 0.5"`` for a slice, else empty."""
-        return ", ".join(f"{k} = {v:.3g}" for k, v in self.fixed.items())
-
-
-def read_picture(run: SavedRun) -> Picture:
-    saved = np.load(run.path / "predictions.npz")
-    names, outputs = [str(n) for n in saved["coord_names"]], [str(o) for o in saved["output_names"]]
-    axes = [saved[f"axis{i}"] for i in range(int(saved["n_axes"]))]
-    shape = tuple(len(a) for a in axes) + (len(outputs),)
-    reference = saved["reference"].reshape(shape) if "reference" in saved else None
-    fixed = {n: float(saved["points"][0, i]) for i, n in enumerate(names) if i >= len(axes)}
-    # run directories written before time_name existed: time is the coordinate called t
-    time = str(saved["time_name"]) if "time_name" in saved else ("t" if "t" in names else "")
-    return Picture(names, outputs, axes, saved["prediction"].reshape(shape), reference, fixed, time or None)
-
-
-def title(run: SavedRun) -> str:
-    """``problem · balancer · seed · rel L2`` (and the status when it is not ``completed``)."""
-    m = run.metrics
-    parts = [m["problem"], m["balancer"], f"seed {m['seed']}"]
-    if m.get("rel_l2") is not None:
-        parts.append(f"rel L2 {m['rel_l2']:.2e}")
-    if m.get("status", "completed") != "completed":
-        parts.append(m["status"])
-    return " · ".join(parts)
-
-
-def save(fig, target: Path, suptitle: str) -> Path:
-    fig.suptitle(suptitle)
-    fig.savefig(target, dpi=DPI)
-    plt.close(fig)
-    return target
 
 
 # -- training history -----------------------------------------------------------------------------
@@ -285,19 +143,6 @@ def solution_lines(pic: Picture):
         for a in grid[:, j]:
             a.grid(alpha=0.3, which="both")
     return fig
-
-
-def value_scale(*arrays: np.ndarray) -> tuple[str, Normalize]:
-    """A colour map and norm shared by ``arrays``: diverging around 0 if signed, else sequential.
-
-    Data count as signed when both signs reach 10 % of the largest magnitude (a
-    positive solution with a slight undershoot stays sequential).
-    """
-    lo, hi = min(float(a.min()) for a in arrays), max(float(a.max()) for a in arrays)
-    if min(-lo, hi) > 0.1 * max(-lo, hi):
-        lim = max(-lo, hi)
-        return SIGNED, Normalize(-lim, lim)
-    return POSITIVE, Normalize(lo, hi if hi > lo else lo + 1e-12)
 
 
 def map_axes(pic: Picture) -> tuple[int, int]:

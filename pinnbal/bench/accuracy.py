@@ -2,11 +2,11 @@
 
 The sweep is an ordinary :func:`pinnbal.compare` (every run a run directory,
 resumable: re-running the command skips finished runs), over the problem
-files of the suite (:data:`pinnbal.anchors.SUITE`, shipped in ``problems/``)
+files of the suite (:data:`pinnbal.bench.anchors.SUITE`, shipped in ``problems/``)
 and the balancers asked for.  The report gives, per problem and balancer,
 the median final relative L2 error over the seeds with its range, the
 median wall time per run, and the literature's numbers for the same
-problem (:data:`pinnbal.anchors.ANCHORS`), with our budget, the machine and
+problem (:data:`pinnbal.bench.anchors.ANCHORS`), with our budget, the machine and
 the exact command in the header: the literature trained far longer, on
 bigger networks and GPUs, so the table says where a small CPU budget lands,
 not who wins.
@@ -20,10 +20,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .anchors import ANCHORS, SUITE
-from .bench import machine
-from .compare.summary import budget, read_groups
-from .compare.sweep import compare
-from .errors import OptionError
+from .speed import machine
+from ..compare.summary import budget, read_groups
+from ..compare.sweep import compare
+from ..errors import OptionError
 
 PROBLEMS_DIR = Path(__file__).resolve().parents[1] / "problems"
 

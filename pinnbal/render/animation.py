@@ -26,9 +26,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 
-from .errors import PinnbalError  # noqa: E402
-from .plots import DPI, Picture, title  # noqa: E402
-from .runs import SavedRun  # noqa: E402
+from ..errors import PinnbalError  # noqa: E402
+from ..rundir import SavedRun  # noqa: E402
+from .picture import DPI, Picture, title  # noqa: E402
 
 FRAMES = 40  # at most this many frames
 FPS = 10

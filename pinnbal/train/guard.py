@@ -17,7 +17,7 @@ import signal
 import threading
 from pathlib import Path
 
-from .errors import OptionError
+from ..errors import OptionError
 
 LOCK_NAME = ".lock"
 

@@ -216,6 +216,12 @@ def adam_update(state: dict, names: list[str], grads, *, lr: float, reg: float, 
     return True
 
 
+def skip(state: dict) -> torch.Tensor:
+    """A non-finite statistic or meta-gradient: count it in ``state["skipped"]`` and keep the weights."""
+    state["skipped"] = state["skipped"] + 1
+    return state["weights"]
+
+
 def all_finite(*tensors) -> bool:
     return all(bool(torch.isfinite(x).all()) for x in tensors)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .batches import Batches, evaluate_terms
+from ..batches import Batches, evaluate_terms
 
 
 class EarlyStopping:

@@ -47,13 +47,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
-from .bench import machine
-from .errors import OptionError
-from .loader import load_problem
-from .nets import PINNModel
-from .problem import Problem
-from .train import TrainConfig, Trainer
+from ..errors import OptionError
+from ..loader import load_problem
+from ..nets import PINNModel
+from ..problem import Problem
+from ..train import TrainConfig, Trainer
+from ..version import __version__
+from .speed import machine
 
 INSTALL = "pinnbal bench deepxde needs DeepXDE: pip install 'pinnbal[bench]'"
 #: The viscosity of problems/burgers.py, which the DeepXDE side's residual encodes.
@@ -246,7 +246,7 @@ def time_deepxde(dde, model, steps: int) -> float:
 
 def pinnbal_loss(trainer: Trainer) -> float:
     """The unweighted sum of pinnbal's term losses on its batches, now."""
-    from .batches import term_losses
+    from ..batches import term_losses
 
     losses, _ = term_losses(trainer.model, trainer.batches)
     return float(losses.detach().sum())

@@ -6,8 +6,8 @@ After the Adam stage, training continues with a fixed-weight optimiser on
 - ``lbfgs``: ``torch.optim.LBFGS`` (strong-Wolfe line search, ``history``
   pairs, zero tolerances so it runs its whole budget);
 - ``bfgs`` and ``ssbfgs``: dense BFGS and self-scaled BFGS
-  (:mod:`pinnbal.quasi_newton`), for networks up to
-  :data:`~pinnbal.quasi_newton.MAX_PARAMETERS` parameters;
+  (:mod:`pinnbal.train.quasi_newton`), for networks up to
+  :data:`~pinnbal.train.quasi_newton.MAX_PARAMETERS` parameters;
 - ``auto`` (the default): ``ssbfgs`` for networks up to :data:`AUTO_DENSE`
   parameters, ``lbfgs`` above.  Why: on Burgers (4 × 32, 3297 parameters,
   1000 Adam steps first, float64) self-scaled BFGS reached a training loss
@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .errors import OptionError
+from ..errors import OptionError
 from .quasi_newton import MAX_PARAMETERS, QuasiNewton
 
 METHODS = ("auto", "lbfgs", "bfgs", "ssbfgs")

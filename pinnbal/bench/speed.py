@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .balancers import BALANCERS, make_balancer
-from .jacobian import jacobian_batched, jacobian_loop, sync
-from .loader import load_problem
-from .batches import evaluate_terms
-from .train import TrainConfig, Trainer, train
+from ..balancers import BALANCERS, make_balancer
+from ..batches import evaluate_terms
+from ..jacobian import jacobian_batched, jacobian_loop, sync
+from ..loader import load_problem
+from ..train import TrainConfig, Trainer
+from ..workflow import train
 
 
 def balancer_speed(problem_path: str, balancers: list[str], steps: int, settings: dict,

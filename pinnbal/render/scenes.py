@@ -9,7 +9,7 @@
 pyvista draws the panels; matplotlib adds the title (problem, balancer,
 seed, error) so every figure of a run reads the same way.  The volume comes
 from ``predictions.npz`` when training stored one (``volume_*`` arrays, see
-:func:`volume_arrays`); otherwise the model is rebuilt from ``model.pt`` and
+:func:`pinnbal.rundir.volume_arrays`); otherwise the model is rebuilt from ``model.pt`` and
 evaluated on a coarse grid.
 """
 
@@ -22,10 +22,10 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import PinnbalError
-from .runs import SavedRun, predict
+from ..errors import PinnbalError
+from ..rundir import SavedRun, predict, volume_arrays
+from .picture import plt, save, title, value_scale
 
-VOLUME_POINTS = 32  # per axis
 WINDOW = (420, 380)  # pixels per panel
 
 
@@ -34,31 +34,6 @@ def available() -> bool:
 
 
 # -- the volume ---------------------------------------------------------------------------------------
-def volume_arrays(problem, predict_fn: Callable[[np.ndarray], np.ndarray], n: int = VOLUME_POINTS) -> dict:
-    """A coarse grid over the first three coordinates (others at mid-box), for ``predictions.npz``.
-
-    Returns ``{}`` for boxes of fewer than three coordinates, else
-    ``volume_axis0..2`` (n each), ``volume_points`` (n³, d),
-    ``volume_prediction`` (n³, m) and, for a closed-form reference,
-    ``volume_reference`` (n³, m), points in 'ij' order of the axes.
-    ``train.write_predictions`` can store them with
-    ``arrays |= volume_arrays(problem, trainer.predict)``.
-    """
-    dom = problem.domain
-    if dom.dim < 3:
-        return {}
-    axes = [np.linspace(dom.low[i], dom.high[i], n) for i in range(3)]
-    mesh = np.meshgrid(*axes, indexing="ij")
-    x = np.tile((dom.low + dom.high) / 2, (mesh[0].size, 1))
-    for i, m in enumerate(mesh):
-        x[:, i] = m.ravel()
-    arrays = {f"volume_axis{i}": a for i, a in enumerate(axes)}
-    arrays |= {"volume_points": x, "volume_prediction": predict_fn(x)}
-    if callable(problem.reference):
-        arrays["volume_reference"] = problem.reference_at(x)
-    return arrays
-
-
 @dataclass
 class Volume:
     coords: list[str]
@@ -70,7 +45,7 @@ class Volume:
 
 def read_volume(run: SavedRun) -> Volume:
     """The run's volume: stored in ``predictions.npz`` or computed from ``model.pt``."""
-    saved = dict(np.load(run.path / "predictions.npz"))
+    saved = run.predictions() or {}
     if "volume_prediction" not in saved:
         problem, model = run.load_model()
         saved |= volume_arrays(problem, lambda x: predict(model, x))
@@ -91,8 +66,6 @@ def scalars(grid, name: str, values: np.ndarray) -> None:
 
 def value_range(*arrays: np.ndarray) -> tuple[str, list[float]]:
     """The same colour choice as the heatmaps: diverging around 0 if signed, else sequential."""
-    from .plots import value_scale
-
     cmap, norm = value_scale(*arrays)
     return cmap, [float(norm.vmin), float(norm.vmax)]
 
@@ -167,8 +140,6 @@ def screenshot(shape: tuple[int, int], draw: Callable) -> np.ndarray:
 
 def save_image(image: np.ndarray, run: SavedRun, target: Path, note: str = "") -> Path:
     """The pyvista image under the run's title, as a PNG."""
-    from .plots import plt, save, title
-
     h, w = image.shape[:2]
     fig = plt.figure(figsize=(w / 100, h / 100 + 0.6), dpi=100)
     ax = fig.add_axes([0, 0, 1, h / (h + 60)])

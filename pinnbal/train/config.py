@@ -1,0 +1,106 @@
+"""Every setting of a run, in one dataclass: :class:`TrainConfig` (saved as ``config.json``'s ``train``;
+the CLI derives its flags from these fields), and the small rules that read it: the device, the learning-rate
+schedule, the training progress a schedule sees."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import OptionError
+from ..geometry import SAMPLERS
+from ..problem import Problem
+from .stages import parse_stage
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DEFAULT_BALANCER = "lra"
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; saved as ``config.json``."""
+
+    steps: int = 1000
+    lbfgs: int = 4000  # iterations of the second stage
+    then: str = "auto"  # the second stage: auto, lbfgs, bfgs or ssbfgs[:dtype=float64|float32] (pinnbal.train.stages)
+    lr: float = 5e-3
+    lr_decay: float = 0.9  # multiply the learning rate by this ...
+    lr_decay_every: int = 1000  # ... every this many steps (smoothly)
+    warmup: int = 0  # Adam steps over which the learning rate ramps linearly up to lr (0: none)
+    budget: float = 0.0  # seconds of training: Adam gets up to half when a second stage follows (0: no limit)
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+    arch: str = "mlp"
+    width: int = 32
+    depth: int = 4
+    activation: str = "tanh"
+    sampler: str = "uniform"
+    resample_every: int = 0  # 0: keep the first batch
+    jacobian: str = "auto"
+    log_every: int = 10
+    eval_every: int = 500
+    checkpoint_every: int = 500  # steps between checkpoints (needs a run directory)
+    dropout: float = 0.0  # dropout after each hidden activation (mlp, fourier), Adam phase only
+    early_stop: int = 0  # stop after this many evaluations without a better validation loss (0: never)
+    holdout: float = 0.0  # fraction of Data observations kept out of training, for validation
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def check(self, problem: Problem) -> None:
+        if not 0.0 <= self.holdout < 1.0:
+            raise OptionError(f"--holdout {self.holdout}: need a fraction 0 <= holdout < 1")
+        for name in ("steps", "lbfgs", "resample_every", "seed", "early_stop", "warmup"):
+            if getattr(self, name) < 0:
+                raise OptionError(f"--{name.replace('_', '-')} {getattr(self, name)}: need a number >= 0")
+        for name in ("log_every", "eval_every", "lr_decay_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise OptionError(f"--{name.replace('_', '-')} {getattr(self, name)}: need an integer >= 1")
+        if self.steps + self.lbfgs == 0:
+            raise OptionError("nothing to do: --steps and --lbfgs are both 0")
+        if not (self.budget >= 0 and math.isfinite(self.budget)):
+            raise OptionError(f"--budget {self.budget}: need a number of seconds >= 0 (0: no limit)")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise OptionError(f"--lr {self.lr}: need a positive number")
+        if not 0 < self.lr_decay <= 1:
+            raise OptionError(f"--lr-decay {self.lr_decay}: need 0 < decay <= 1")
+        parse_stage(self.then)  # a bad --then is one line before anything starts
+        if self.dtype not in DTYPES:
+            raise OptionError(f"--dtype {self.dtype}: choose one of {', '.join(DTYPES)}")
+        if self.sampler not in SAMPLERS:
+            raise OptionError(f"--sampler {self.sampler}: choose one of {', '.join(SAMPLERS)}")
+        unknown = sorted(set(self.weights) - set(problem.term_names))
+        if unknown:
+            raise OptionError(f"--weights: {unknown[0]!r} is not a term; terms are {', '.join(problem.term_names)}")
+        for k, v in self.weights.items():
+            if not (math.isfinite(v) and v >= 0):
+                raise OptionError(f"--weights: {k}={v}; need a finite number >= 0")
+
+
+def pick_device(name: str) -> torch.device:
+    """``--device``: auto (CUDA when available, else CPU), cpu, cuda or cuda:N; one line when unavailable."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise OptionError(f"--device {name}: choose auto, cpu or cuda")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise OptionError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return torch.device(name)
+
+
+def lr_schedule(adam: torch.optim.Adam, config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """lr_s = lr · min(1, (s + 1)/warmup) · decay^(s/every): a linear warm-up (Goyal et al. 2017; the recipe of
+    Wang et al. 2023, "An expert's guide to training PINNs") then smooth exponential decay; without warm-up
+    the plain exponential decay."""
+    gamma = config.lr_decay ** (1.0 / config.lr_decay_every)
+    if not config.warmup:
+        return torch.optim.lr_scheduler.ExponentialLR(adam, gamma)
+    warmup = config.warmup
+    return torch.optim.lr_scheduler.LambdaLR(adam, lambda s: min(1.0, (s + 1) / warmup) * gamma**s)
+
+
+def adam_progress(step: int, steps: int) -> float:
+    """Training progress of Adam step ``step`` of ``steps``: 0 at the first step, 1.0 at the last, so a
+    schedule's ramp reaches its end value (a single step is the last one: 1.0)."""
+    return 1.0 if steps <= 1 else min(step / (steps - 1), 1.0)

@@ -1,0 +1,163 @@
+"""The training loop: the Adam stage and the second stage, each on one screen.
+
+One Adam step (the data flow is in ARCHITECTURE.md):
+
+1. the points are refreshed when due (``--resample-every``, or a residual-based
+   scheme such as ``rar``);
+2. :meth:`Trainer.step` computes the term losses, the statistics the
+   balancer asks for this step, the weights, and ``.grad``;
+3. a finite step is applied (Adam, learning-rate schedule); a non-finite one
+   is rolled back (:class:`~pinnbal.train.callbacks.RollBack`);
+4. the history gets its row, early stopping its evaluation, the checkpoint
+   its turn; a signal, a spent budget, early stopping or divergence end the
+   stage.
+
+The second stage (``--then``: L-BFGS, BFGS or self-scaled BFGS, see
+:mod:`pinnbal.train.stages`) minimises Σ_k w_k L_k with the balancer's final
+weights (and per-point multipliers) held fixed, in chunks of ``log_every``
+iterations so it logs and checkpoints; a non-finite chunk is undone and ends
+the stage, a chunk that leaves the loss unchanged means it has converged.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..balancers.pointwise import weighted_means
+from ..batches import evaluate_terms
+from .callbacks import Budget, Checkpoints, History
+from .stages import make_optimizer, set_chunk
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+
+def adam_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -> None:
+    cfg = trainer.config
+    trainer.model.train()  # dropout, if any, is active in the Adam phase only
+    while trainer.next_step < cfg.steps:
+        step = trainer.next_step
+        tick = time.perf_counter()
+        trainer.refresh_points(step)
+        trainer.rollback.before_step(trainer, step)
+        losses, weights = trainer.step(trainer.adam, step)
+        healthy = all_finite(losses, trainer.params)
+        if healthy:
+            trainer.adam.step()
+            trainer.scheduler.step()
+            trainer.failures = 0
+        else:
+            trainer.rollback.on_bad_step(trainer, step, losses)
+        trainer.clock(tick)
+        trainer.next_step = step + 1
+        stopping = trainer.stop.signum is not None  # read once: a signal arriving later waits a step
+        timed_out = Budget.spent(trainer, "adam", step)
+        if healthy:
+            history.record(step, "adam", losses, weights, last=step == cfg.steps - 1 or timed_out)
+            if trainer.early.should_stop(step, trainer.model):
+                trainer.events.append({"step": step, "event": f"no better validation loss in {cfg.early_stop} "
+                                       f"evaluations", "action": "early stop; restored the best model"})
+        history.advance(1)
+        if trainer.early.stopped_at is not None:
+            return
+        if trainer.status == "diverged" or checkpoints.after_step(trainer, step + 1, stopping) or timed_out:
+            return
+
+
+def second_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -> None:
+    """``--then``: a fixed-weight optimiser in the stage's precision, ``log_every`` iterations per chunk."""
+    cfg, method = trainer.config, trainer.stage.method
+    held = trainer.held_weights(trainer.balancer.fixed_weights(trainer.state))
+    trainer.model.eval()  # a deterministic objective for the line search: no dropout
+    if trainer.lbfgs is None:
+        trainer.switch_precision()
+        trainer.lbfgs = make_optimizer(trainer.stage, trainer.params, cfg.log_every)
+        trainer.frozen = trainer.freeze_points()
+    optimizer = trainer.lbfgs
+    closure, last = fixed_objective(trainer, held.to(device=trainer.device, dtype=trainer.dtype))
+    while trainer.lbfgs_done < cfg.lbfgs:
+        chunk = min(cfg.log_every, cfg.lbfgs - trainer.lbfgs_done)
+        set_chunk(optimizer, chunk)
+        tick = time.perf_counter()
+        kept = copy.deepcopy(trainer.model.state_dict())
+        loss = float(optimizer.step(closure))
+        trainer.clock(tick)
+        before = trainer.lbfgs_done
+        trainer.lbfgs_done += chunk
+        stopping = trainer.stop.signum is not None
+        losses = last["losses"]
+        if not (math.isfinite(loss) and bool(torch.isfinite(losses).all())):
+            trainer.model.load_state_dict(kept)
+            trainer.events.append({"step": trainer.next_step + before, "event": f"non-finite loss in {method}",
+                                   "action": "kept the state before this chunk and ended the second stage"})
+            return
+        stalled = loss == trainer.lbfgs_previous  # no step changed the loss: the stage has converged
+        trainer.lbfgs_previous = loss
+        step = trainer.next_step + trainer.lbfgs_done - 1
+        timed_out = Budget.spent(trainer, method, step)
+        history.record(step, method, losses, held, last=trainer.lbfgs_done >= cfg.lbfgs or stalled or timed_out,
+                       force=True)
+        history.advance(chunk)
+        if stalled or timed_out:
+            return
+        crossed = trainer.lbfgs_done // cfg.checkpoint_every > before // cfg.checkpoint_every
+        if checkpoints.after_step(trainer, cfg.checkpoint_every if crossed else 1, stopping):
+            return
+
+
+def fixed_objective(trainer: Trainer, weights: torch.Tensor):
+    """The second stage's closure, Σ_k w_k L_k at fixed weights (and frozen per-point multipliers), and the
+    dict where it leaves the last term losses."""
+    objective = trainer.balancer if trainer.frozen is None else FrozenPoints(trainer.frozen)
+    optimizer, last = trainer.lbfgs, {}
+
+    def closure():
+        optimizer.zero_grad(set_to_none=True)
+        values = evaluate_terms(trainer.model, trainer.batches, objective, trainer.state)
+        total = (weights * values.losses).sum()
+        total.backward()
+        last["losses"] = values.means
+        return total.detach()
+
+    return closure, last
+
+
+class FrozenPoints:
+    """The term losses L_k = mean_i m_i ℓ_i with multipliers fixed at the switch to the second stage."""
+
+    def __init__(self, multipliers: list[torch.Tensor | None]):
+        self.multipliers = multipliers
+
+    def losses(self, pointwise, points, state) -> list[torch.Tensor]:
+        return weighted_means(pointwise, self.multipliers)
+
+
+def all_finite(losses: torch.Tensor, params: list[torch.Tensor]) -> bool:
+    """Every loss and every gradient finite, in one device sync rather than one per tensor."""
+    checks = [torch.isfinite(losses).all()] + [torch.isfinite(p.grad).all() for p in params if p.grad is not None]
+    return bool(torch.stack(checks).all())
+
+
+def fit(trainer: Trainer, progress_bar: bool = True) -> None:
+    """Train from where the run stands (a fresh run or a restored checkpoint): Adam, then the second stage."""
+    from .guard import stop_on_signals
+
+    started = time.perf_counter() - trainer.wall_seconds
+    history, checkpoints = History(trainer, progress_bar, started), Checkpoints(started)
+    trainer.status = "running"
+    try:
+        with stop_on_signals(trainer.stop):
+            adam_stage(trainer, history, checkpoints)
+            if trainer.config.lbfgs and trainer.status == "running" and trainer.early.stopped_at is None:
+                second_stage(trainer, history, checkpoints)
+    finally:
+        history.close()
+    if trainer.status == "running":
+        trainer.status = "completed"
+    trainer.model.eval()
+    trainer.wall_seconds = time.perf_counter() - started

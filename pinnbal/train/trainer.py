@@ -1,0 +1,398 @@
+"""One run's objects and the balanced step: :class:`Trainer`.
+
+The trainer builds the network, the batches and the optimisers, holds the
+balancer's state and the progress counters a resume needs, and computes one
+balanced step (:meth:`Trainer.step`):
+
+1. the term losses L = (L_1 .. L_K) on one shared forward graph
+   (:func:`pinnbal.batches.evaluate_terms`, point schemes weighting points inside a term);
+2. what the balancer's :class:`~pinnbal.balancers.base.Request` asks for this step:
+   the Jacobian J (K × P) once (:mod:`pinnbal.jacobian`), NTK traces, a training context;
+3. the weights from the balancer; the gradient Σ_k w_k J_k with no second backward
+   when J was computed, else one backward of Σ_k w_k L_k; an aggregator's
+   direction where the balancer is one.
+
+The loops that call it are in :mod:`pinnbal.train.loop`, what watches them in
+:mod:`pinnbal.train.callbacks`, the checkpoint format in :meth:`Trainer.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..balancers import Balancer, Stats, TermInfo, make_balancer
+from ..balancers.compose import Composite
+from ..balancers.pointwise import PointScheme
+from ..batches import Batches, evaluate_terms, term_losses
+from ..context import TrainingContext
+from ..errors import ProblemError
+from ..jacobian import JacobianEngine, ntk_traces, sync
+from ..loader import user_errors
+from ..nets import PINNModel, build_network
+from ..problem import Problem
+from ..version import __version__
+from .callbacks import Listener, RollBack
+from .config import DTYPES, TrainConfig, adam_progress, lr_schedule, pick_device
+from .early_stop import EarlyStopping
+from .guard import StopFlag
+from .loop import fit
+from .stages import check_size, make_optimizer, parse_stage, resolve
+
+
+@dataclass
+class Run:
+    """The result of :func:`train`: history rows, final metrics, the model."""
+
+    problem: Problem
+    model: PINNModel
+    config: TrainConfig
+    balancer: str
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    out: Path | None = None
+
+    def predict(self, x) -> np.ndarray:
+        """Outputs (N, m) at coordinates ``x`` (N, d)."""
+        param = next(self.model.parameters())
+        xt = torch.as_tensor(np.asarray(x, dtype=float), dtype=param.dtype, device=param.device)
+        with torch.no_grad():
+            return self.model(xt.reshape(-1, self.problem.domain.dim)).cpu().double().numpy()
+
+
+class Trainer:
+    """Owns the model, optimisers, batches, balancer state and progress counters of one run."""
+
+    def __init__(self, problem: Problem, balancer: str | Balancer, config: TrainConfig,
+                 problem_path: str | None = None, out: Path | None = None):
+        config.check(problem)
+        self.problem, self.config, self.problem_path = problem, config, problem_path
+        self.balancer = make_balancer(balancer)
+        self.request = self.balancer.request()  # what the balancer may ask for during the run
+        self.device, self.dtype = pick_device(config.device), DTYPES[config.dtype]
+        torch.manual_seed(config.seed)
+        self.build_model()
+        self.build_batches()
+        self.build_terms()
+        self.balancer.attach(problem)
+        self.state = self.hold(self.balancer.init(self.terms))
+        self.jacobian = JacobianEngine(config.jacobian)
+        self.early = EarlyStopping(config.early_stop)
+        with user_errors():
+            self.eval_x, self.eval_v = problem.evaluation_set()
+        self.out = None if out is None else Path(out)
+        self.adam = torch.optim.Adam(self.params, lr=config.lr)
+        self.scheduler = lr_schedule(self.adam, config)
+        self.context = TrainingContext(self) if self.request.context else None
+        self.stage = resolve(parse_stage(config.then), self.params)
+        check_size(self.stage, self.params)
+        self.lbfgs: torch.optim.Optimizer | None = None  # the second stage's optimiser, made at the switch
+        self.frozen: list[torch.Tensor | None] | None = None  # per-point multipliers held through the second stage
+        self.reset_counters()
+        self.stop = StopFlag()
+        self.rollback = RollBack()
+        self.on_row: list[Listener] = []  # called with every history row as it is recorded
+        self.probe()
+
+    def build_model(self) -> None:
+        """The network (seeded), its trainable parameters, and the subset per-term gradients are taken over:
+        every one, the output layer's (``params=last``) or the weight matrices (``params=weights``)."""
+        cfg = self.config
+        network = build_network(self.problem.domain.features, len(self.problem.outputs), cfg.arch, cfg.width,
+                                cfg.depth, cfg.activation, dropout=cfg.dropout)
+        self.model = PINNModel(self.problem, network).to(device=self.device, dtype=self.dtype)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        subsets = {"last": self.model.output_layer, "weights": self.model.weight_matrices}
+        chosen = subsets.get(self.request.params)
+        self.jacobian_params = self.params if chosen is None else chosen()
+
+    def build_batches(self) -> None:
+        """Training batches, and validation batches for early stopping and validation-driven balancers
+        (on held-out observations: ``--holdout`` or what the balancer asks, the larger)."""
+        cfg, wants_context = self.config, self.request.context
+        holdout = max(cfg.holdout, self.request.holdout)
+        self.batches = Batches(self.problem, cfg, self.device, self.dtype, holdout=holdout)
+        self.validation = (Batches(self.problem, cfg, self.device, self.dtype, part="validation", holdout=holdout)
+                           if wants_context or cfg.early_stop else None)
+
+    def build_terms(self) -> None:
+        """What the balancer knows of each term, and the terms no balancer moves."""
+        cfg = self.config
+        # per-point state is sized from the batch each term trains on (after a holdout), not the declared count
+        self.terms = [TermInfo(t.name, t.kind, float(cfg.weights.get(t.name, t.weight)), 1 if x is None else len(x))
+                      for t, (_, x, _) in zip(self.problem.terms, self.batches.items)]
+        # held: switched off (declared weight 0) and unbalanced regularisation; computed once, the step applies them
+        held = [info.weight == 0 or (term.kind == "regularisation" and not term.balanced)
+                for info, term in zip(self.terms, self.problem.terms)]
+        self.held = torch.tensor(held) if any(held) else None
+        self.declared = torch.tensor([t.weight for t in self.terms], dtype=torch.float64)
+        # an aggregator sees the rows w_k g_k of the declared objective (held rows zero); None: all w_k = 1
+        self.row_scale = (None if self.balancer.kind != "direction" or bool((self.declared == 1).all())
+                          else torch.where(self.held, 0.0, self.declared) if self.held is not None else self.declared)
+        # the held terms' part of an aggregator's step, Σ_held w_k g_k, as coefficients on J's rows
+        self.held_rows = None if self.held is None else torch.where(self.held, self.declared, 0.0)
+
+    def reset_counters(self) -> None:
+        """The progress counters: everything besides tensors a resumed run needs to continue exactly."""
+        self.history: list[dict[str, Any]] = []
+        self.next_step = 0  # the next Adam step
+        self.lbfgs_done = 0  # second-stage iterations done
+        self.lbfgs_previous: float | None = None  # loss at the start of the last second-stage chunk
+        self.train_seconds = 0.0
+        self.wall_seconds = 0.0
+        self.next_eval = 0
+        self.status = "running"
+        self.failures = 0  # consecutive non-finite steps
+        self.events: list[dict[str, Any]] = []
+        self.diverged_terms: list[str] = []
+
+    # -- checks before anything is written ----------------------------------
+    def probe(self) -> None:
+        """Evaluate every term once on its first training batch (a graph of its own), and the model on a few
+        evaluation points: shapes, names, NaN and errors in the user's functions fail here, before anything
+        is written."""
+        with user_errors():
+            losses, _ = term_losses(self.model, self.batches.leaves())
+            self.model(torch.as_tensor(self.eval_x[:4], dtype=self.dtype, device=self.device))  # the transform
+        for term, value in zip(self.problem.terms, losses):
+            if not torch.isfinite(value):
+                raise ProblemError(f"term {term.name!r}: loss is {value.item()} at initialisation; check its residual/value "
+                                   f"for division by zero, log of negatives or NaN data")
+
+    def held_weights(self, weights: torch.Tensor) -> torch.Tensor:
+        """``weights`` with the held terms put back to their declared values."""
+        if self.held is None:
+            return weights
+        return torch.where(self.held.to(weights.device), self.declared.to(weights), weights)
+
+    def hold(self, state: dict) -> dict:
+        """``state`` whose weights (what the EMA continues from, and L-BFGS uses) respect the held terms;
+        an aggregator's state is its own (its coefficients apply to the scaled rows)."""
+        if self.held is None or self.balancer.kind == "direction":
+            return state
+        return dict(state, weights=self.held_weights(state["weights"]))
+
+    def ntk_traces(self, points: int) -> torch.Tensor:
+        """NTK trace estimates from the first ``points`` points of each batch, on a graph of their own.
+
+        A per-point gradient through the full batch's graph would cost a whole
+        backward pass per point; a fresh forward on the subsample keeps each small.
+        """
+        values = evaluate_terms(self.model, self.batches.leaves(points))
+        # a regularisation term has no residual: its penalty is its one "point"
+        residuals = [ell if r is None else r for r, ell in zip(values.residuals, values.pointwise)]
+        return ntk_traces(residuals, self.params, points)
+
+    # -- the step ----------------------------------------------------------------
+    def fit(self, progress_bar: bool = True) -> Run:
+        """Train from where the run stands (a fresh run or a restored checkpoint); see :mod:`pinnbal.train.loop`."""
+        fit(self, progress_bar)
+        return self.result(self.wall_seconds)
+
+    def refresh_points(self, step: int) -> None:
+        """New points when due: every ``--resample-every`` steps, and when a residual-based scheme asks."""
+        every = self.config.resample_every
+        if every and step and step % every == 0:
+            self.batches.draw()
+            self.state = self.balancer.redrawn(self.state)
+        if self.balancer.resamples(step):
+            self.resample_by_residual()
+
+    def clock(self, tick: float) -> None:
+        """Count the training time since ``tick`` (after the device has finished the step)."""
+        sync(self.device)
+        self.train_seconds += time.perf_counter() - tick
+
+    def resample_by_residual(self) -> None:
+        """Residual-based adaptive sampling of the scheme's terms from fresh candidates: RAD replaces their
+        points (per-point state starts afresh), RAR-D appends to them (kept points keep their state)."""
+        scheme = self.balancer.resampler()
+        appended = False
+        for k, term in enumerate(self.problem.terms):
+            if term.kind in scheme.term_kinds():
+                add = scheme.added(k, len(self.batches.items[k][1]))  # None: replace every point
+                appended |= add is not None
+                self.batches.redraw_by_residual(self.model, k, scheme.candidates, scheme.select, add=add)
+        if appended:
+            self.state = self.balancer.fit_points(self.state, [None if x is None else len(x)
+                                                               for _, x, _ in self.batches.items])
+        else:
+            self.state = self.balancer.redrawn(self.state)
+
+    def step(self, optimizer, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Set ``.grad`` for one balanced step; return (losses, weights)."""
+        optimizer.zero_grad(set_to_none=True)
+        values = evaluate_terms(self.model, self.batches, self.balancer, self.state)
+        losses = values.losses
+        request = self.balancer.request(step)
+        traces = self.ntk_traces(request.ntk_points) if request.ntk_points else None
+        whole = self.jacobian_params is self.params  # J over every parameter: the step is Σ w_k J_k
+        J = self.jacobian(values.terms, self.jacobian_params, retain_graph=not whole) if request.jacobian else None
+        rows = J if J is None or self.row_scale is None else self.row_scale.to(J)[:, None] * J
+        stats = Stats(losses=losses.detach(), jacobian=rows, ntk_traces=traces,
+                      pointwise=[ell.detach() for ell in values.pointwise], points=self.batches.points,
+                      context=self.context if request.context else None)
+        weights, state = self.balancer.update(stats, self.state, step=step, progress=adam_progress(step, self.config.steps))
+        self.state = self.hold(state)
+        if J is not None and self.balancer.kind == "direction":
+            flat = self.balancer.combine(rows, weights.to(J), self.state)
+            if self.row_scale is not None:  # held terms at their declared weights; logged: effective c_k w_k
+                if self.held is not None:
+                    flat = flat + self.held_rows.to(J) @ J
+                weights = self.held_weights(weights * self.row_scale)
+            self.set_grad(flat)
+            return values.means, weights
+        weights = self.held_weights(weights)
+        w = weights.to(losses)
+        if J is not None and whole:
+            self.set_grad(self.balancer.combine(J, w, self.state))
+        else:
+            (w * losses).sum().backward()
+        # the history records the plain mean pointwise losses, comparable across balancers
+        return values.means, weights
+
+    def set_grad(self, flat: torch.Tensor) -> None:
+        """Each parameter's ``.grad`` from the flat direction (P,)."""
+        offset = 0
+        for p in self.params:
+            p.grad = flat[offset: offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
+
+    def switch_precision(self) -> None:
+        """Cast the network, its unknowns and every batch to the second stage's dtype, once, at the switch."""
+        dtype = self.stage.torch_dtype
+        if dtype == self.dtype:
+            return
+        self.model.to(dtype=dtype)
+        for batches in (self.batches, self.validation):
+            if batches is not None:
+                batches.cast(dtype)
+        self.dtype = dtype
+
+    def freeze_points(self) -> list[torch.Tensor | None] | None:
+        """The per-point multipliers at the switch to L-BFGS, held for the whole phase (None: no point scheme).
+
+        Recomputed at every closure call (rba from the current residuals, causal from the current slice
+        losses) they would move the objective under the line search; frozen, L-BFGS minimises one fixed
+        function, mean_i m_i ℓ_i per term, as Adam's last step weighted it.
+        """
+        if not isinstance(self.balancer, (PointScheme, Composite)):
+            return None
+        values = evaluate_terms(self.model, self.batches)
+        pointwise = [ell.detach() for ell in values.pointwise]
+        return [None if m is None else m.detach().clone()
+                for m in self.balancer.multipliers(pointwise, self.batches.points, self.state)]
+
+    # -- checkpoints ------------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: weights_only-loadable tensors, numbers, strings."""
+        return {
+            "model": self.model.state_dict(),
+            "adam": self.adam.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "lbfgs": None if self.lbfgs is None else self.lbfgs.state_dict(),
+            "lbfgs_multipliers": self.frozen,
+            "balancer": dict(self.state),
+            "batches": [None if x is None else x.detach() for _, x, _ in self.batches.items],
+            "sampler_rng": self.batches.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+            "counters": {"next_step": self.next_step, "lbfgs_done": self.lbfgs_done, "next_eval": self.next_eval,
+                         "lbfgs_previous": self.lbfgs_previous, "train_seconds": self.train_seconds,
+                         "wall_seconds": self.wall_seconds, "failures": self.failures, "events": self.events},
+            "early_stop": self.early.state(),
+            "jacobian": {"strategy": self.jacobian.strategy, "timings": self.jacobian.timings},
+        }
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        if saved["lbfgs"] is not None:  # saved in the second stage: its precision first, so nothing is rounded
+            self.switch_precision()
+        self.model.load_state_dict(saved["model"])
+        self.adam.load_state_dict(saved["adam"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        if saved["lbfgs"] is not None:
+            self.lbfgs = make_optimizer(self.stage, self.params, self.config.log_every)
+            self.lbfgs.load_state_dict(saved["lbfgs"])
+            self.frozen = saved.get("lbfgs_multipliers")
+        self.state = dict(saved["balancer"])
+        self.batches.items = [(t, None if x is None else x.to(self.device).requires_grad_(t.needs_derivatives), v)
+                              for (t, _, v), x in zip(self.batches.items, saved["batches"])]
+        self.batches.rng.bit_generator.state = saved["sampler_rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        self.history = list(saved["history"])
+        for name, value in saved["counters"].items():
+            setattr(self, name, value)
+        self.early.load(saved["early_stop"])
+        self.jacobian.strategy = saved["jacobian"]["strategy"]
+        self.jacobian.timings = dict(saved["jacobian"]["timings"])
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        out = []
+        mode = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            for chunk in np.array_split(x, max(1, len(x) // 32768 + 1)):
+                xt = torch.as_tensor(chunk, dtype=self.dtype, device=self.device)
+                out.append(self.model(xt).double().cpu().numpy())
+        self.model.train(mode)
+        return np.concatenate(out)
+
+    def rel_l2(self) -> tuple[float, dict[str, float]]:
+        """Relative L2 error over the evaluation set, overall and per output."""
+        pred = self.predict(self.eval_x)
+        ref = self.eval_v
+        overall = float(np.linalg.norm(pred - ref) / max(np.linalg.norm(ref), 1e-300))
+        per = {o: float(np.linalg.norm(pred[:, j] - ref[:, j]) / max(np.linalg.norm(ref[:, j]), 1e-300))
+               for j, o in enumerate(self.problem.outputs)}
+        return overall, per
+
+    def result(self, wall: float) -> Run:
+        last = self.history[-1] if self.history else {}
+        rel, per = self.rel_l2() if self.eval_v is not None else (None, None)
+        steps_run = self.next_step + self.lbfgs_done
+        metrics = {
+            "problem": self.problem.name,
+            "balancer": self.balancer.name,
+            "balancer_spec": self.balancer.spec,
+            "seed": self.config.seed,
+            "status": self.status,
+            "steps": steps_run,
+            "adam_steps": self.next_step,
+            "lbfgs_iterations": self.lbfgs_done,
+            "wall_s": round(wall, 3),
+            "train_s": round(self.train_seconds, 3),
+            "ms_per_step": round(1000 * self.train_seconds / max(steps_run, 1), 3),
+            "rel_l2": rel,
+            "rel_l2_per_output": per,
+            "final_loss": last.get("loss"),
+            "final_losses": {t.name: last.get(f"loss/{t.name}") for t in self.terms},
+            "final_weights": {t.name: last.get(f"weight/{t.name}") for t in self.terms},
+            "unknowns": {k: float(v.detach()) for k, v in self.model.unknowns.items()},
+            "jacobian_strategy": self.jacobian.strategy if self.jacobian.timings or self.jacobian.strategy != "auto"
+            else None,
+            "jacobian_timings_ms": {k: round(1000 * v, 3) for k, v in self.jacobian.timings.items()},
+            "device": str(self.device),
+            "events": self.events,
+        }
+        return Run(self.problem, self.model, self.config, self.balancer.spec, self.history, metrics)
+
+    def config_record(self) -> dict[str, Any]:
+        return {
+            "problem": self.problem.name,
+            "problem_path": self.problem_path,
+            "balancer": self.balancer.spec,
+            "terms": [asdict(t) for t in self.terms],
+            "holdout_used": self.batches.holdout,  # --holdout, or more where a validation balancer needs it
+            "train": asdict(self.config),
+            "versions": {"pinnbal": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                         "python": platform.python_version()},
+            "machine": platform.platform(),
+        }
+
+
