@@ -146,3 +146,24 @@ def test_the_checks_see_a_cycle_and_an_upward_import():
     assert resolve("cli", ast.parse("import pinnbal.rundir").body[0]) == ["rundir"]
     guarded = ast.parse("if TYPE_CHECKING:\n    from .a import A\nelse:\n    from .b import B\ndef f():\n    from .c import C")
     assert [n.module for n in executed(guarded) if isinstance(n, ast.ImportFrom)] == ["b", "c"]
+
+
+def test_the_worked_balancer_of_architecture_md_is_one_short_file_that_trains(tmp_path):
+    """ARCHITECTURE.md's example balancer, as written there: at most 80 lines, and with alpha=0 every term
+    contributes the same to the weighted loss at every logged step (w_k L_k equal across k)."""
+    import re
+
+    import pinnbal as pb
+
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text()
+    code = re.search(r"## A new balancer, worked.*?```python\n(.*?)```", text, re.S).group(1)
+    assert len(code.splitlines()) <= 80 and code.lstrip().startswith('"""')
+    (tmp_path / "mybal.py").write_text(code)
+    run = pb.train(PACKAGE.parent / "problems" / "poisson1d.py", f"{tmp_path / 'mybal.py'}:EqualShare:alpha=0,min=0,max=1e12",
+                   render=False, steps=30, lbfgs=0, width=8, depth=1, log_every=5)
+    terms = [k.removeprefix("loss/") for k in run.history[0] if k.startswith("loss/")]
+    assert len(terms) >= 2
+    for row in run.history:
+        shares = [row[f"weight/{t}"] * row[f"loss/{t}"] for t in terms]
+        assert max(shares) == pytest.approx(min(shares), rel=1e-9)
+        assert sum(row[f"weight/{t}"] for t in terms) == pytest.approx(len(terms), rel=1e-9)

@@ -25,7 +25,7 @@ from ..compare.summary import budget, read_groups
 from ..compare.sweep import compare
 from ..errors import OptionError
 
-PROBLEMS_DIR = Path(__file__).resolve().parents[1] / "problems"
+PROBLEMS_DIR = Path(__file__).resolve().parents[2] / "problems"
 
 
 def suite_paths(names: Sequence[str] | None) -> list[str]:
