@@ -34,7 +34,9 @@ The exact order of one update, on a due step with finite statistics::
     w = α w_prev + (1 − α) ŵ                 # EMA
     w = clamp(w, min, max)                   # bounds, last
 
-so a normalisation a method claims (``weight_sum``: Σ_k w_k = K, or the sum
+written as small steps chained after the target (:func:`ema`, :func:`clamp`,
+:func:`chain`; a method adds or reorders them by overriding
+:meth:`Balancer.smoothing`), so a normalisation a method claims (``weight_sum``: Σ_k w_k = K, or the sum
 of the initial weights) survives the EMA exactly (both sides have that sum)
 and holds after the update whenever no weight sits at a bound; a bound that
 binds wins over the sum (the weights are not renormalised afterwards, which
@@ -47,7 +49,7 @@ A new method subclasses :class:`Balancer` and writes :meth:`target`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 
@@ -178,23 +180,26 @@ class Balancer:
                        holdout=float(self.opts.get("holdout", 0.0)) if context else 0.0)
 
     def update(self, stats: Stats, state: dict, *, step: int, progress: float) -> tuple[torch.Tensor, dict]:
+        """One update: the cadence, the non-finite guard, :meth:`target`, then :meth:`smoothing` (EMA, bounds)."""
         if not self.due(step):
             return state["weights"], state
-        measured = [x for x in (stats.losses, stats.jacobian, stats.ntk_traces) if x is not None]
-        if not all(finite(x) for x in measured):
-            state = dict(state, skipped=state["skipped"] + 1)
-            return state["weights"], state
+        if not all(finite(x) for x in (stats.losses, stats.jacobian, stats.ntk_traces) if x is not None):
+            return skipped(state)
         new_state = dict(state)  # target may write its own entries; the caller's dict is never mutated
         target = self.target(stats, new_state, step=step, progress=progress)
         if not finite(target):
-            state = dict(state, skipped=state["skipped"] + 1)
-            return state["weights"], state
-        alpha = self.opts.get("alpha", 0.0)
-        weights = alpha * state["weights"] + (1.0 - alpha) * target.to(state["weights"])
-        if "min" in self.opts:
-            weights = weights.clamp(self.opts["min"], self.opts["max"])
+            return skipped(state)
+        weights = chain(*self.smoothing())(state["weights"], target.to(state["weights"]))
         new_state["weights"] = weights
         return weights, new_state
+
+    def smoothing(self) -> list[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+        """What follows the target, in order: the EMA (``alpha``, 0 when the method has no such option), then
+        the bounds (``min``/``max``) when the method declares them."""
+        steps = [ema(self.opts.get("alpha", 0.0))]
+        if "min" in self.opts:
+            steps.append(clamp(self.opts["min"], self.opts["max"]))
+        return steps
 
     def fixed_weights(self, state: dict) -> torch.Tensor:
         """The weights a fixed-weight second stage (L-BFGS) minimises Σ_k w_k L_k with: the last ones."""
@@ -240,6 +245,32 @@ class Balancer:
 
 def finite(x: torch.Tensor) -> bool:
     return bool(torch.isfinite(x).all())
+
+
+def skipped(state: dict) -> tuple[torch.Tensor, dict]:
+    """The non-finite guard: the weights and state stay as they were, ``state["skipped"]`` counts it."""
+    state = dict(state, skipped=state["skipped"] + 1)
+    return state["weights"], state
+
+
+# -- the steps after a target, each (previous weights, proposed weights) -> weights; chained in order --
+def ema(alpha: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """w = α w_prev + (1 − α) ŵ."""
+    return lambda previous, proposed: alpha * previous + (1.0 - alpha) * proposed
+
+
+def clamp(low: float, high: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """w = min(max(ŵ, low), high)."""
+    return lambda previous, proposed: proposed.clamp(low, high)
+
+
+def chain(*steps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable:
+    """The steps applied in turn, each to the previous weights and what the step before proposed."""
+    def apply(previous: torch.Tensor, proposed: torch.Tensor) -> torch.Tensor:
+        for step in steps:
+            proposed = step(previous, proposed)
+        return proposed
+    return apply
 
 
 def coerce(balancer: str, key: str, value: Any, default: Any) -> Any:
