@@ -19,7 +19,7 @@ from .errors import OptionError, PinnbalError, ProblemError
 from .loader import load_problem
 from .problem import Problem
 from .render import render_run
-from .train import DEFAULT_BALANCER, MAX_FAILURES, Run, TrainConfig, Trainer
+from .train import DEFAULT_BALANCER, MAX_FAILURES, Run, TrainConfig, Trainer, fit
 from .train.guard import run_lock
 
 
@@ -104,7 +104,7 @@ def resume(out: str | Path, *, progress: bool = False, render: bool = True) -> R
 def finish(trainer: Trainer, out: Path | None, progress: bool, render: bool) -> Run:
     """Fit, write the run files, and turn an interruption or a divergence into a clear error."""
     try:
-        run = trainer.fit(progress_bar=progress)
+        run = fit(trainer, progress_bar=progress)
     except KeyboardInterrupt:  # a second signal: stop at once; the last checkpoint stays valid
         trainer.status = "interrupted"
         if out is not None and trainer.history:

@@ -11,7 +11,7 @@ from pinnbal.balancers import Stats, TermInfo, make_balancer
 from pinnbal.balancers.compose import Composite
 from pinnbal.cli import main
 from pinnbal.errors import OptionError
-from pinnbal.train import TrainConfig, Trainer
+from pinnbal.train import TrainConfig, Trainer, fit
 
 F64 = torch.float64
 SPACE_TIME = pb.Problem("st", pb.Box(x=(0.0, 1.0), t=(0.0, 2.0)), ["u"],
@@ -149,7 +149,7 @@ def test_per_point_state_fits_the_batch_even_when_sized_from_the_declared_counts
     assert sizes["obs"] == 160
     declared = [TermInfo(t.name, t.kind, t.weight, t.points) for t in problem.terms]  # obs: 200
     trainer.state = trainer.balancer.init(declared)
-    trainer.fit(progress_bar=False)
+    fit(trainer, progress_bar=False)
     entries = point_entries(trainer.state)
     assert entries and all(len(v) == sizes[k.split("/")[1]] for k, v in entries.items())
     assert all(torch.isfinite(v).all() for v in entries.values())
@@ -257,7 +257,7 @@ def test_rar_default_add_is_a_tenth_of_the_initial_points_and_max_points_caps_it
 
 def test_rba_state_of_kept_points_survives_rar_growth():
     trainer = Trainer(BUMP, "rba+rar:every=1,add=25,candidates=5", TrainConfig(steps=2, lbfgs=0, width=8, depth=1))
-    trainer.fit(progress_bar=False)  # 2 steps; rar redraws at step 1 (after step 0 set the attention)
+    fit(trainer, progress_bar=False)  # 2 steps; rar redraws at step 1 (after step 0 set the attention)
     lam = trainer.state["rba/pde"]
     assert len(lam) == len(trainer.batches.items[0][1]) == 425 and len(trainer.state["rba/ends"]) == 2
     kept, ends = trainer.state["rba/pde"].clone(), trainer.state["rba/ends"].clone()
@@ -270,7 +270,7 @@ def test_rba_state_of_kept_points_survives_rar_growth():
 
 def test_rad_restarts_per_point_state_and_compositions_allow_one_resampler():
     trainer = Trainer(BUMP, "sa+rad:every=1,candidates=2", TrainConfig(steps=1, lbfgs=0, width=8, depth=1))
-    trainer.fit(progress_bar=False)
+    fit(trainer, progress_bar=False)
     assert (trainer.state["sa/pde"] != 1.0).all()
     trainer.resample_by_residual()
     assert trainer.state["sa/pde"].tolist() == [1.0] * 400
@@ -399,7 +399,7 @@ def test_params_last_takes_gradients_over_the_output_layer_only():
         return update(stats, *args, **kwargs)
 
     trainer.balancer.update = spy
-    trainer.fit(progress_bar=False)
+    fit(trainer, progress_bar=False)
     assert seen["J"].shape == (2, 9)
     assert all(p.grad is not None for p in trainer.params)  # the step itself still moves every parameter
 

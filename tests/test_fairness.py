@@ -6,7 +6,7 @@ import torch
 import pinnbal as pb
 from pinnbal.balancers import BALANCERS, Stats, TermInfo, make_balancer
 from pinnbal.balancers.aggregators import MGDA, ConFIG, GradDrop, DirectionBalancer
-from pinnbal.train import TrainConfig, Trainer, adam_progress
+from pinnbal.train import TrainConfig, Trainer, adam_progress, fit
 
 
 HEAT = "problems/heat_inverse.py"
@@ -109,7 +109,7 @@ def test_rlw_draws_average_to_the_declared_weights_and_lbfgs_uses_them():
 def test_an_aggregator_and_rlw_enter_lbfgs_with_the_declared_weights():
     for spec in ("rlw", "upgrad"):
         trainer = small_trainer(spec, lbfgs=2, log_every=1, weights={"obs": 3.0})
-        run = trainer.fit(progress_bar=False)
+        run = fit(trainer, progress_bar=False)
         last = run.history[-1]
         assert last["phase"] != "adam"
         assert [last[f"weight/{t}"] for t in ("pde", "walls", "obs")] == [1.0, 1.0, 3.0]
@@ -121,7 +121,7 @@ def test_progress_is_zero_at_the_first_adam_step_and_one_at_the_last():
 
 
 def test_a_linear_schedule_reaches_its_end_weight_at_the_last_adam_step():
-    run = small_trainer("schedule:pde=1>3", steps=5, log_every=1).fit(progress_bar=False)
+    run = fit(small_trainer("schedule:pde=1>3", steps=5, log_every=1), progress_bar=False)
     assert [row["weight/pde"] for row in run.history] == pytest.approx([1.0, 1.5, 2.0, 2.5, 3.0])
 
 
@@ -129,7 +129,7 @@ def test_per_point_multipliers_are_frozen_through_lbfgs_at_their_values_at_the_s
     from pinnbal.batches import evaluate_terms
 
     trainer = small_trainer("lra:every=1+rba", steps=4)
-    trainer.fit(progress_bar=False)
+    fit(trainer, progress_bar=False)
 
     def multipliers_now():
         values = evaluate_terms(trainer.model, trainer.batches)
@@ -138,7 +138,7 @@ def test_per_point_multipliers_are_frozen_through_lbfgs_at_their_values_at_the_s
 
     at_switch = multipliers_now()
     trainer.config.lbfgs = 5
-    trainer.fit(progress_bar=False)
+    fit(trainer, progress_bar=False)
     assert trainer.lbfgs_done == 5
     for frozen, expected, moved in zip(trainer.frozen, at_switch, multipliers_now()):
         assert torch.equal(frozen, expected)

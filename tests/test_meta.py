@@ -16,7 +16,7 @@ from pinnbal import lookahead as M
 from pinnbal.balancers import make_balancer
 from pinnbal.cli import main
 from pinnbal.errors import OptionError
-from pinnbal.train import TrainConfig, Trainer
+from pinnbal.train import TrainConfig, Trainer, fit
 from pinnbal.workflow import resume
 from test_reliability import POISSON, SETTINGS, interrupted_run, strip_wall
 
@@ -40,7 +40,7 @@ def tiny_context():
     """A float64 trainer after 3 Adam steps (so Adam has moments): its context is the function under test."""
     config = TrainConfig(steps=3, lbfgs=0, width=5, depth=1, dtype="float64", lr=0.05, log_every=1)
     trainer = Trainer(fd_problem(), "meta:meta_lr=0", config)
-    trainer.fit(progress_bar=False)
+    fit(trainer, progress_bar=False)
     return trainer
 
 

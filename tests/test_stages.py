@@ -7,7 +7,7 @@ from pinnbal.cli import main
 from pinnbal.errors import OptionError
 from pinnbal.train.quasi_newton import QuasiNewton
 from pinnbal.train.stages import Stage, parse_stage
-from pinnbal.train import TrainConfig, Trainer
+from pinnbal.train import TrainConfig, Trainer, fit
 from pinnbal.workflow import train
 
 
@@ -104,13 +104,13 @@ def test_the_second_stage_runs_in_float64_and_keeps_balancer_state_and_unknowns(
     from pinnbal.loader import load_problem
 
     trainer = Trainer(load_problem("problems/heat_inverse.py"), "lra:every=2", TrainConfig(**small(then=then, lbfgs=0)))
-    trainer.fit(progress_bar=False)
+    fit(trainer, progress_bar=False)
     at_switch = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
     state = {k: v.clone() for k, v in trainer.state.items()}
     trainer.switch_precision()  # the cast is exact: every float32 value is a float64 value
     assert all(torch.equal(v.double(), at_switch[k].double()) for k, v in trainer.model.state_dict().items())
     trainer.config.lbfgs = 8
-    run = trainer.fit(progress_bar=False)
+    run = fit(trainer, progress_bar=False)
     assert all(torch.equal(v, state[k]) for k, v in trainer.state.items() if k != "skipped")
     assert all(p.dtype == torch.float64 for p in trainer.model.parameters())
     assert all(x.dtype == torch.float64 for _, x, _ in trainer.batches.items if x is not None)

@@ -51,7 +51,7 @@ from ..errors import OptionError
 from ..loader import load_problem
 from ..nets import PINNModel
 from ..problem import Problem
-from ..train import TrainConfig, Trainer
+from ..train import TrainConfig, Trainer, fit
 from ..version import __version__
 from .speed import machine
 
@@ -213,7 +213,7 @@ def rel_l2(prediction: np.ndarray, reference: np.ndarray | None) -> float | None
 
 def time_pinnbal(trainer: Trainer) -> float:
     """Train ``trainer``'s Adam steps; ms per step."""
-    trainer.fit(progress_bar=False)
+    fit(trainer, progress_bar=False)
     return 1000 * trainer.train_seconds / trainer.config.steps
 
 
@@ -260,7 +260,7 @@ def deepxde_loss(model) -> float:
 def lbfgs_pinnbal(trainer: Trainer, iterations: int) -> None:
     """Continue ``trainer`` from its Adam steps with ``iterations`` L-BFGS iterations (as a resumed run does)."""
     trainer.config = replace(trainer.config, lbfgs=iterations)
-    trainer.fit(progress_bar=False)
+    fit(trainer, progress_bar=False)
 
 
 def lbfgs_deepxde(dde, model, iterations: int) -> None:

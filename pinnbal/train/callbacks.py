@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -157,5 +157,3 @@ class Budget:
                                "action": f"ended the {stage} stage"})
         return True
 
-
-Listener = Callable[[dict[str, Any]], None]

@@ -30,21 +30,22 @@ import torch
 
 from ..balancers.pointwise import weighted_means
 from ..batches import evaluate_terms
-from .callbacks import Budget, Checkpoints, History
+from .callbacks import Budget, Checkpoints, History, RollBack
+from .guard import stop_on_signals
 from .stages import make_optimizer, set_chunk
 
 if TYPE_CHECKING:
-    from .trainer import Trainer
+    from .trainer import Run, Trainer
 
 
-def adam_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -> None:
+def adam_stage(trainer: Trainer, history: History, checkpoints: Checkpoints, rollback: RollBack) -> None:
     cfg = trainer.config
     trainer.model.train()  # dropout, if any, is active in the Adam phase only
     while trainer.next_step < cfg.steps:
         step = trainer.next_step
         tick = time.perf_counter()
         trainer.refresh_points(step)
-        trainer.rollback.before_step(trainer, step)
+        rollback.before_step(trainer, step)
         losses, weights = trainer.step(trainer.adam, step)
         healthy = all_finite(losses, trainer.params)
         if healthy:
@@ -52,7 +53,7 @@ def adam_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -> 
             trainer.scheduler.step()
             trainer.failures = 0
         else:
-            trainer.rollback.on_bad_step(trainer, step, losses)
+            rollback.on_bad_step(trainer, step, losses)
         trainer.clock(tick)
         trainer.next_step = step + 1
         stopping = trainer.stop.signum is not None  # read once: a signal arriving later waits a step
@@ -143,16 +144,14 @@ def all_finite(losses: torch.Tensor, params: list[torch.Tensor]) -> bool:
     return bool(torch.stack(checks).all())
 
 
-def fit(trainer: Trainer, progress_bar: bool = True) -> None:
+def fit(trainer: Trainer, progress_bar: bool = True) -> Run:
     """Train from where the run stands (a fresh run or a restored checkpoint): Adam, then the second stage."""
-    from .guard import stop_on_signals
-
     started = time.perf_counter() - trainer.wall_seconds
     history, checkpoints = History(trainer, progress_bar, started), Checkpoints(started)
     trainer.status = "running"
     try:
         with stop_on_signals(trainer.stop):
-            adam_stage(trainer, history, checkpoints)
+            adam_stage(trainer, history, checkpoints, RollBack())
             if trainer.config.lbfgs and trainer.status == "running" and trainer.early.stopped_at is None:
                 second_stage(trainer, history, checkpoints)
     finally:
@@ -161,3 +160,4 @@ def fit(trainer: Trainer, progress_bar: bool = True) -> None:
         trainer.status = "completed"
     trainer.model.eval()
     trainer.wall_seconds = time.perf_counter() - started
+    return trainer.result(trainer.wall_seconds)

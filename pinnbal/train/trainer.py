@@ -12,7 +12,7 @@ balanced step (:meth:`Trainer.step`):
    when J was computed, else one backward of Σ_k w_k L_k; an aggregator's
    direction where the balancer is one.
 
-The loops that call it are in :mod:`pinnbal.train.loop`, what watches them in
+The loops that drive it (:func:`pinnbal.train.loop.fit`) are in :mod:`pinnbal.train.loop`, what watches them in
 :mod:`pinnbal.train.callbacks`, the checkpoint format in :meth:`Trainer.checkpoint`.
 """
 
@@ -22,7 +22,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -38,11 +38,9 @@ from ..loader import user_errors
 from ..nets import PINNModel, build_network
 from ..problem import Problem
 from ..version import __version__
-from .callbacks import Listener, RollBack
 from .config import DTYPES, TrainConfig, adam_progress, lr_schedule, pick_device
 from .early_stop import EarlyStopping
 from .guard import StopFlag
-from .loop import fit
 from .stages import check_size, make_optimizer, parse_stage, resolve
 
 
@@ -96,8 +94,7 @@ class Trainer:
         self.frozen: list[torch.Tensor | None] | None = None  # per-point multipliers held through the second stage
         self.reset_counters()
         self.stop = StopFlag()
-        self.rollback = RollBack()
-        self.on_row: list[Listener] = []  # called with every history row as it is recorded
+        self.on_row: list[Callable[[dict[str, Any]], None]] = []  # called with every history row as it is recorded
         self.probe()
 
     def build_model(self) -> None:
@@ -190,11 +187,6 @@ class Trainer:
         return ntk_traces(residuals, self.params, points)
 
     # -- the step ----------------------------------------------------------------
-    def fit(self, progress_bar: bool = True) -> Run:
-        """Train from where the run stands (a fresh run or a restored checkpoint); see :mod:`pinnbal.train.loop`."""
-        fit(self, progress_bar)
-        return self.result(self.wall_seconds)
-
     def refresh_points(self, step: int) -> None:
         """New points when due: every ``--resample-every`` steps, and when a residual-based scheme asks."""
         every = self.config.resample_every
