@@ -63,6 +63,7 @@ from typing import Callable
 
 import torch
 
+from .adam import EPS, adam_moments
 from .batches import TermValues
 
 #: scales at or below this are treated as "term solved": left out of the objective
@@ -80,7 +81,7 @@ class InnerAdam:
     eps: float = 1e-8
 
 
-def adam_moments(ctx) -> InnerAdam | None:
+def optimizer_moments(ctx) -> InnerAdam | None:
     """The live Adam optimiser's moments for ``ctx.parameters()``; None before its first step (or not Adam)."""
     opt = ctx.optimizer
     if not isinstance(opt, torch.optim.Adam):
@@ -123,12 +124,7 @@ def unroll(ctx, train_loss: Callable[[TermValues], torch.Tensor], *, T: int, lr:
             if adam is None:
                 new[n] = params[n] - lr * g
                 continue
-            b1, b2 = adam.betas
-            step = adam.step + t + 1
-            m[n] = b1 * m[n] + (1 - b1) * g
-            v[n] = b2 * v[n] + (1 - b2) * g * g
-            m_hat = m[n] / (1 - b1 ** step)
-            v_hat = v[n] / (1 - b2 ** step)
+            m[n], v[n], m_hat, v_hat = adam_moments(g, m[n], v[n], adam.step + t + 1, adam.betas)
             # clamp: √ at an exact zero (a parameter with no gradient yet) would give an infinite derivative
             new[n] = params[n] - lr * m_hat / (v_hat.clamp_min(TINY).sqrt() + adam.eps)
         params = new
@@ -174,8 +170,6 @@ def clip_grads(grads: list[torch.Tensor], max_norm: float) -> tuple[list[torch.T
     return grads, norm
 
 
-BETAS = (0.9, 0.999)
-EPS = 1e-8
 
 
 def adam_step(phi: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], m: dict[str, torch.Tensor],
@@ -184,14 +178,9 @@ def adam_step(phi: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], m: d
 
     Returns the new φ, m and v (new tensors; the inputs are not modified).
     """
-    b1, b2 = BETAS
     new_phi, new_m, new_v = {}, {}, {}
     for name, p in phi.items():
-        g = grads[name].to(p)
-        new_m[name] = b1 * m[name] + (1 - b1) * g
-        new_v[name] = b2 * v[name] + (1 - b2) * g * g
-        m_hat = new_m[name] / (1 - b1 ** t)
-        v_hat = new_v[name] / (1 - b2 ** t)
+        new_m[name], new_v[name], m_hat, v_hat = adam_moments(grads[name].to(p), m[name], v[name], t)
         new_phi[name] = p - lr * (m_hat / (v_hat.sqrt() + EPS) + reg * (p - phi0[name].to(p)))
     return new_phi, new_m, new_v
 

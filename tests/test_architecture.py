@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pinnbal"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "storage", "version")),
     ("problem contract", ("geometry", "points", "losses", "reference", "recipe", "problem", "loader", "solvers")),
-    ("engine", ("nets", "batches", "jacobian", "context", "lookahead")),
+    ("engine", ("nets", "batches", "jacobian", "context", "adam", "lookahead")),
     ("balancers", ("balancers",)),
     ("run directory", ("rundir",)),
     ("training", ("train",)),

@@ -56,7 +56,7 @@ def test_unrolled_meta_gradient_matches_central_finite_differences(tiny_context,
             for n, p in balancer.phi_init(3).items()}
     scale = 0.5 + torch.rand(3, generator=g, dtype=F64)  # the running scale of ℓ that poly/net normalise by
     kwargs = dict(T=T, lr=0.01, scale=M.validation_scale(ctx), select=M.selection(ctx), inner=inner,
-                  moments=M.adam_moments(ctx) if inner == "adam" else None)
+                  moments=M.optimizer_moments(ctx) if inner == "adam" else None)
     assert inner == "sgd" or kwargs["moments"] is not None
 
     def train_loss(phi):
@@ -95,7 +95,7 @@ def test_the_unroll_takes_the_same_steps_as_a_real_optimiser(tiny_context, inner
     trainer, T, lr = tiny_context, 3, 0.01
     w = torch.tensor([0.7, 1.3, 2.0], dtype=F64)
     theta = M.unroll(trainer.context, lambda values: (w * values.losses).sum(), T=T, lr=lr, inner=inner,
-                     moments=M.adam_moments(trainer.context) if inner == "adam" else None)
+                     moments=M.optimizer_moments(trainer.context) if inner == "adam" else None)
     model = copy.deepcopy(trainer.model)
     params = [p for p in model.parameters() if p.requires_grad]
     if inner == "sgd":

@@ -72,8 +72,8 @@ import math
 import torch
 
 from ..errors import OptionError
-from ..lookahead import (TINY, adam_moments, adam_update, all_finite, clip_grads, meta_gradient, selection, skip,
-                         validation_scale)
+from ..lookahead import (TINY, adam_update, all_finite, clip_grads, meta_gradient, optimizer_moments, selection,
+                         skip, validation_scale)
 from .base import Balancer
 
 F64 = torch.float64
@@ -265,7 +265,7 @@ class Meta(Balancer):
             losses = torch.stack(self.term_losses(values.pointwise, has_points, phi, scale))
             return (w.to(losses) * losses).sum()
 
-        moments = adam_moments(ctx) if o["inner"] == "adam" else None
+        moments = optimizer_moments(ctx) if o["inner"] == "adam" else None
         value, grads = meta_gradient(ctx, train_loss, list(phi.values()), T=o["T"], lr=ctx.lr, scale=val,
                                      select=select, inner=o["inner"], moments=moments)
         if not (math.isfinite(value) and all_finite(*grads)):

@@ -29,6 +29,7 @@ import math
 import numpy as np
 import torch
 
+from ..adam import adam_moments
 from ..errors import OptionError
 from .base import Balancer, Stats, finite
 
@@ -211,7 +212,7 @@ class SA(PointScheme):
         return {"sa": self.opts["init"], "sa_m": 0.0, "sa_v": 0.0, "sa_n": 0.0}
 
     def update_points(self, stats, state, step):
-        (b1, b2), q = self.BETAS, self.opts["q"]
+        q = self.opts["q"]
         new = {}
         for t, on, ell in zip(self.terms, self.selected, stats.pointwise):
             if not on:
@@ -219,9 +220,8 @@ class SA(PointScheme):
             lam, m, v, n = (self.fitted(state, prefix, t, len(ell)) for prefix in ("sa", "sa_m", "sa_v", "sa_n"))
             n = n + 1
             grad = q * lam.clamp_min(0) ** (q - 1) * ell.detach().double().cpu() / len(lam)
-            m = b1 * m + (1 - b1) * grad
-            v = b2 * v + (1 - b2) * grad.square()
-            ascent = (m / (1 - b1**n)) / ((v / (1 - b2**n)).sqrt() + 1e-12)
+            m, v, m_hat, v_hat = adam_moments(grad, m, v, n, self.BETAS)
+            ascent = m_hat / (v_hat.sqrt() + 1e-12)
             new[f"sa/{t.name}"] = (lam + self.opts["lr"] * ascent).clamp(0.0, self.opts["max"])
             new[f"sa_m/{t.name}"], new[f"sa_v/{t.name}"], new[f"sa_n/{t.name}"] = m, v, n
         return new

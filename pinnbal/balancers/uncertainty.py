@@ -24,9 +24,9 @@ import math
 
 import torch
 
+from ..adam import EPS, adam_moments
 from .base import Balancer
 
-BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
 
 class Uncertainty(Balancer):
@@ -48,9 +48,7 @@ class Uncertainty(Balancer):
         losses = stats.losses.double().clamp(0.0, 1e300)
         grad = 1.0 - torch.exp(-s) * losses
         t = state["adam_t"] + 1
-        m = BETA1 * state["adam_m"] + (1 - BETA1) * grad
-        v = BETA2 * state["adam_v"] + (1 - BETA2) * grad.square()
-        m_hat, v_hat = m / (1 - BETA1 ** float(t)), v / (1 - BETA2 ** float(t))
+        m, v, m_hat, v_hat = adam_moments(grad, state["adam_m"], state["adam_v"], float(t))
         s = s - self.opts["lr"] * m_hat / (v_hat.sqrt() + EPS)
         s = s.clamp(-math.log(self.opts["max"]), -math.log(self.opts["min"]))
         state.update(log_var=s, adam_m=m, adam_v=v, adam_t=t)
