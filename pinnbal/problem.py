@@ -8,6 +8,7 @@ know nothing about balancing or training.  Every term yields a residual r
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from typing import Callable, Sequence
@@ -47,8 +48,16 @@ class Term:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, points={self.points})"
 
-    def check(self, problem: "Problem") -> None:
-        """Validate against ``problem``; raise :class:`ProblemError` naming this term."""
+    def check(self, problem: "Problem") -> "Term":
+        """Validate against ``problem`` (a :class:`ProblemError` naming this term otherwise) and return the
+        resolved term the engine trains on: its loss function, outputs, faces, observations.  The term the
+        user wrote is never changed, so one term object can serve several problems."""
+        resolved = copy.copy(self)
+        resolved.resolve(problem)
+        return resolved
+
+    def resolve(self, problem: "Problem") -> None:
+        """Fill in what this term means in ``problem``, checking it on the way (called on a copy)."""
         where = f"term {self.name!r}"
         if not isinstance(self.name, str) or not NAME.match(self.name):
             raise ProblemError(f"term name {self.name!r}: use letters, digits, '_' or '-', starting with a letter")
@@ -85,8 +94,8 @@ class Residual(Term):
         super().__init__(name, points=points, weight=weight, loss=loss)
         self.fn = fn
 
-    def check(self, problem: "Problem") -> None:
-        super().check(problem)
+    def resolve(self, problem: "Problem") -> None:
+        super().resolve(problem)
         if not callable(self.fn):
             raise ProblemError(f"term {self.name!r}: the residual must be a function of p, got {self.fn!r}")
 
@@ -124,8 +133,8 @@ class Boundary(Term):
         self.residual_fn = residual
         self.needs_derivatives = residual is not None
 
-    def check(self, problem: "Problem") -> None:
-        super().check(problem)
+    def resolve(self, problem: "Problem") -> None:
+        super().resolve(problem)
         where = f"term {self.name!r}"
         if (self.value is None) == (self.residual_fn is None):
             raise ProblemError(f"{where}: give exactly one of value= (a number or function) or residual= (a function)")
@@ -168,12 +177,12 @@ class Initial(Boundary):
 
     kind = "initial"
 
-    def check(self, problem: "Problem") -> None:
+    def resolve(self, problem: "Problem") -> None:
         if self.on is None:
             if "t" not in problem.domain.names:
                 raise ProblemError(f"term {self.name!r}: Initial needs on=pb.Face(<time>=<start>); the box has no 't'")
             self.on = Face(t=float(problem.domain.low[problem.domain.index("t")]))
-        super().check(problem)
+        super().resolve(problem)
 
 
 class Data(Term):
@@ -186,7 +195,7 @@ class Data(Term):
         self.x_raw, self.values_raw = x, values
         super().__init__(name, points=1, weight=weight, loss=loss, outputs=outputs)
 
-    def check(self, problem: "Problem") -> None:
+    def resolve(self, problem: "Problem") -> None:
         where = f"term {self.name!r}"
         try:
             x = np.asarray(self.x_raw, dtype=float)
@@ -218,7 +227,7 @@ class Data(Term):
                 f"the columns of x are the box's coordinates in order ({', '.join(dom.names)})")
         self.x, self.values = x, values
         self.points = x.shape[0]
-        super().check(problem)
+        super().resolve(problem)
         if values.shape[1] != len(self.outputs):
             raise ProblemError(
                 f"{where}: values has {values.shape[1]} columns but outputs={self.outputs}; they must match"
@@ -293,8 +302,8 @@ class ElasticNet(Regularisation):
         super().__init__(name, weight=weight, balanced=balanced)
         self.l1_ratio = l1_ratio
 
-    def check(self, problem: "Problem") -> None:
-        super().check(problem)
+    def resolve(self, problem: "Problem") -> None:
+        super().resolve(problem)
         if not (isinstance(self.l1_ratio, (int, float)) and 0.0 <= self.l1_ratio <= 1.0):
             raise ProblemError(f"term {self.name!r}: l1_ratio={self.l1_ratio!r}; need a number in [0, 1]")
 
@@ -404,7 +413,7 @@ class Problem:
         for term in self.terms:
             if not isinstance(term, Term):
                 raise ProblemError(f"problem {self.name!r}: {term!r} is not a term (pb.Residual, pb.Boundary, ...)")
-            term.check(self)
+        self.terms = [term.check(self) for term in self.terms]
         seen = [t.name for t in self.terms]
         dup = sorted({n for n in seen if seen.count(n) > 1})
         if dup:

@@ -130,3 +130,15 @@ def test_a_time_axis_named_tau_is_time_for_causal_weights_snapshots_and_gifs(tmp
     assert read_picture(read_run(tmp_path / "run")).time == "tau"
     names = [p.name for p in render_run(tmp_path / "run", gif=True)]
     assert names == ["losses.png", "solution.png", "snapshots.png", "solution.gif"]
+
+
+def test_a_term_is_never_changed_by_the_problems_that_use_it():
+    """Term.check returns the resolved term; the user's term object stays as written, so one term can serve
+    two problems with different outputs."""
+    wall = pb.Boundary("wall", on=pb.Face("x"), value=0.0, points=16)
+    one = pb.Problem(name="one", domain=pb.Box(x=(0.0, 1.0)), outputs=["u"],
+                     terms=[pb.Residual("pde", lambda p: p.u_xx, points=32), wall])
+    two = pb.Problem(name="two", domain=pb.Box(x=(0.0, 2.0)), outputs=["v", "w"],
+                     terms=[pb.Residual("pde", lambda p: p.v_xx + p.w, points=32), wall])
+    assert wall.outputs is None and not hasattr(wall, "loss_fn")
+    assert one.terms[1] is not wall and one.terms[1].outputs == ["u"] and two.terms[1].outputs == ["v", "w"]
