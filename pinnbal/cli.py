@@ -69,6 +69,10 @@ def add_train_options(p: argparse.ArgumentParser, given_only: bool = False) -> N
     add("--width", type=int, default=d.width, help=DEFAULTS_HELP)
     add("--depth", type=int, default=d.depth, help="hidden layers " + DEFAULTS_HELP)
     add("--activation", default=d.activation, help="tanh, sin, gelu, silu, relu " + DEFAULTS_HELP)
+    add("--fourier-scale", type=float, default=d.fourier_scale, help="sigma of the Fourier features (--arch "
+        "fourier) " + DEFAULTS_HELP)
+    add("--rwf", default=d.rwf, help="random weight factorisation of every dense layer: on (mean=1,std=0.1) or "
+        "mean=M,std=S; empty: off " + DEFAULTS_HELP)
     add("--sampler", default=d.sampler, help="uniform, sobol or lhs " + DEFAULTS_HELP)
     add("--resample-every", type=int, default=d.resample_every, help="redraw points every N steps, 0: never " + DEFAULTS_HELP)
     add("--jacobian", default=d.jacobian, help="per-term gradients: auto, loop or batched " + DEFAULTS_HELP)

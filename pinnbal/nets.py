@@ -8,6 +8,12 @@
 - ``modified``: the modified MLP of Wang, Teng & Perdikaris 2021 (eq. 43):
   U = φ(X W_U), V = φ(X W_V), H¹ = φ(X W¹), Z^l = φ(H^l W^l),
   H^{l+1} = (1 − Z^l) ⊙ U + Z^l ⊙ V, output H^L W.
+- ``--rwf mean=μ,std=σ`` (any of them): random weight factorisation (Wang,
+  Wang, Seidman & Perdikaris 2022, "Random weight factorization improves the
+  training of continuous neural representations"; the jaxpi default is
+  μ = 1, σ = 0.1): every dense layer's W = diag(exp(s)) V with
+  s ~ N(μ, σ) per output neuron and V = W / exp(s), so the network computes
+  the same function at initialisation and Adam/quasi-Newton train s and V.
 
 :class:`PINNModel` maps box coordinates to [−1, 1] before the network, adds
 the problem's unknown coefficients as parameters and applies the optional
@@ -95,10 +101,63 @@ class ModifiedMLP(nn.Module):
         return self.out(h)
 
 
+class FactorizedLinear(nn.Linear):
+    """A dense layer with W = diag(exp(s)) V (random weight factorisation): ``scale`` s (out,), ``direction``
+    V (out × in), ``bias``; made from a layer whose function it keeps (V = W / exp(s))."""
+
+    def __init__(self, layer: nn.Linear, mean: float, std: float):
+        super().__init__(layer.in_features, layer.out_features, device=layer.weight.device, dtype=layer.weight.dtype)
+        del self.weight  # computed from scale and direction (the property below)
+        s = mean + std * torch.randn(layer.out_features, dtype=layer.weight.dtype, device=layer.weight.device)
+        self.scale = nn.Parameter(s)
+        self.direction = nn.Parameter(layer.weight.detach() / torch.exp(s)[:, None])
+        self.bias = nn.Parameter(layer.bias.detach().clone())
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return torch.exp(self.scale)[:, None] * self.direction
+
+
+def factorize(network: nn.Module, mean: float, std: float) -> nn.Module:
+    """``network`` with every ``nn.Linear`` replaced by a :class:`FactorizedLinear` of the same function."""
+    for name, child in network.named_children():
+        if type(child) is nn.Linear:
+            setattr(network, name, FactorizedLinear(child, mean, std))
+        else:
+            factorize(child, mean, std)
+    return network
+
+
+def parse_rwf(spec: str) -> tuple[float, float] | None:
+    """``--rwf``: "" (off), ``on`` (μ = 1, σ = 0.1) or ``mean=μ,std=σ`` (either may be left out)."""
+    if not spec:
+        return None
+    values = {"mean": 1.0, "std": 0.1}
+    for item in filter(None, (x.strip() for x in ("" if spec == "on" else spec).split(","))):
+        key, eq, value = item.partition("=")
+        try:
+            if not eq or key not in values:
+                raise ValueError
+            values[key] = float(value)
+        except ValueError:
+            raise OptionError(f"--rwf {spec!r}: {item!r}; give on, or mean=M,std=S (e.g. --rwf mean=1,std=0.1)") from None
+    if not (math.isfinite(values["mean"]) and math.isfinite(values["std"]) and values["std"] >= 0):
+        raise OptionError(f"--rwf {spec!r}: need a finite mean and a finite std >= 0")
+    return values["mean"], values["std"]
+
+
 def build_network(n_in: int, n_out: int, arch: str = "mlp", width: int = 64, depth: int = 4,
                   act: str = "tanh", fourier_features: int = 64, fourier_sigma: float = 1.0,
-                  dropout: float = 0.0) -> nn.Module:
-    """The network named ``arch``; options as on the CLI (``--width``, ``--depth``, ``--dropout``, ...)."""
+                  dropout: float = 0.0, rwf: str = "") -> nn.Module:
+    """The network named ``arch``; options as on the CLI (``--width``, ``--depth``, ``--dropout``,
+    ``--fourier-scale``, ``--rwf``)."""
+    network = plain_network(n_in, n_out, arch, width, depth, act, fourier_features, fourier_sigma, dropout)
+    factors = parse_rwf(rwf)
+    return network if factors is None else factorize(network, *factors)
+
+
+def plain_network(n_in: int, n_out: int, arch: str, width: int, depth: int, act: str, fourier_features: int,
+                  fourier_sigma: float, dropout: float) -> nn.Module:
     if width < 1 or depth < 1:
         raise OptionError(f"network width and depth must be >= 1, got width={width}, depth={depth}")
     if not 0.0 <= dropout < 1.0:
@@ -112,6 +171,8 @@ def build_network(n_in: int, n_out: int, arch: str = "mlp", width: int = 64, dep
     if arch == "fourier":
         if fourier_features < 2:
             raise OptionError(f"fourier_features must be >= 2, got {fourier_features}")
+        if not (math.isfinite(fourier_sigma) and fourier_sigma > 0):
+            raise OptionError(f"--fourier-scale {fourier_sigma}: need a positive number")
         return nn.Sequential(FourierFeatures(n_in, fourier_features, fourier_sigma),
                              MLP(2 * (fourier_features // 2), n_out, width, depth, act, dropout))
     raise OptionError(f"unknown network {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -165,7 +226,13 @@ class PINNModel(nn.Module):
     def weight_matrices(self) -> list[nn.Parameter]:
         """The trainable weight matrices of the linear layers: no biases, no unknowns (``params=weights``, what
         the authors' LRA code differentiates)."""
-        return [m.weight for m in self.network.modules() if isinstance(m, nn.Linear) and m.weight.requires_grad]
+        matrices = []
+        for m in self.network.modules():
+            if isinstance(m, FactorizedLinear):  # W = diag(exp(s)) V: its parameters are s and V
+                matrices += [p for p in (m.scale, m.direction) if p.requires_grad]
+            elif isinstance(m, nn.Linear) and m.weight.requires_grad:
+                matrices.append(m.weight)
+        return matrices
 
     def points(self, x: torch.Tensor, where: str) -> Points:
         return Points(x, self.problem.domain.names, self.problem.outputs, self, dict(self.unknowns), where)

@@ -156,7 +156,8 @@ class SavedRun:
         problem = load_problem(problem_path)
         train = self.config["train"]
         network = build_network(problem.domain.features, len(problem.outputs), train["arch"], train["width"],
-                                train["depth"], train["activation"], dropout=train.get("dropout", 0.0))
+                                train["depth"], train["activation"], fourier_sigma=train.get("fourier_scale", 1.0),
+                                dropout=train.get("dropout", 0.0), rwf=train.get("rwf", ""))
         model = PINNModel(problem, network)
         model.load_state_dict(load_state(self.path / MODEL)["model"])
         model.to(torch.float64)

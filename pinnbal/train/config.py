@@ -11,6 +11,7 @@ import torch
 
 from ..errors import OptionError
 from ..geometry import SAMPLERS
+from ..nets import parse_rwf
 from ..problem import Problem
 from .stages import parse_stage
 
@@ -37,6 +38,8 @@ class TrainConfig:
     width: int = 32
     depth: int = 4
     activation: str = "tanh"
+    fourier_scale: float = 1.0  # σ of the Fourier feature matrix B ~ N(0, σ²) (--arch fourier)
+    rwf: str = ""  # random weight factorisation: "", "on" or "mean=M,std=S" (pinnbal.nets)
     sampler: str = "uniform"
     resample_every: int = 0  # 0: keep the first batch
     jacobian: str = "auto"
@@ -66,6 +69,9 @@ class TrainConfig:
         if not 0 < self.lr_decay <= 1:
             raise OptionError(f"--lr-decay {self.lr_decay}: need 0 < decay <= 1")
         parse_stage(self.then)  # a bad --then is one line before anything starts
+        parse_rwf(self.rwf)
+        if not (math.isfinite(self.fourier_scale) and self.fourier_scale > 0):
+            raise OptionError(f"--fourier-scale {self.fourier_scale}: need a positive number")
         if self.dtype not in DTYPES:
             raise OptionError(f"--dtype {self.dtype}: choose one of {', '.join(DTYPES)}")
         if self.sampler not in SAMPLERS:

@@ -102,7 +102,8 @@ class Trainer:
         every one, the output layer's (``params=last``) or the weight matrices (``params=weights``)."""
         cfg = self.config
         network = build_network(self.problem.domain.features, len(self.problem.outputs), cfg.arch, cfg.width,
-                                cfg.depth, cfg.activation, dropout=cfg.dropout)
+                                cfg.depth, cfg.activation, fourier_sigma=cfg.fourier_scale, dropout=cfg.dropout,
+                                rwf=cfg.rwf)
         self.model = PINNModel(self.problem, network).to(device=self.device, dtype=self.dtype)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         subsets = {"last": self.model.output_layer, "weights": self.model.weight_matrices}
