@@ -52,10 +52,13 @@ def add_train_options(p: argparse.ArgumentParser, given_only: bool = False) -> N
         p.add_argument(*flags, **kw)
 
     add("--balancer", default=DEFAULT_BALANCER, help="balancer spec, e.g. lra or lra:alpha=0.9,every=10 " + DEFAULTS_HELP)
+    add("--optimizer", help="the Adam stage in one spec: adam:steps=N,lr=X,warmup=N,decay=G/EVERY (the same as "
+        "--steps, --lr, --warmup, --lr-decay, --lr-decay-every)")
     add("--steps", type=int, default=d.steps, help="Adam steps " + DEFAULTS_HELP)
     add("--lbfgs", type=int, default=d.lbfgs, help="iterations of the second stage after Adam " + DEFAULTS_HELP)
     add("--then", default=d.then, help="the second stage: lbfgs, bfgs or ssbfgs (dense, up to 20k parameters); "
-        "auto: ssbfgs up to 5000 parameters, else lbfgs; float64 unless :dtype=float32 " + DEFAULTS_HELP)
+        "auto: ssbfgs up to 5000 parameters, else lbfgs; float64 unless :dtype=float32; :iters=N is --lbfgs N "
+        + DEFAULTS_HELP)
     add("--seed", type=int, default=d.seed, help=DEFAULTS_HELP)
     add("--lr", type=float, default=d.lr, help="Adam learning rate " + DEFAULTS_HELP)
     add("--lr-decay", type=float, default=d.lr_decay, help="decay factor per --lr-decay-every steps " + DEFAULTS_HELP)
@@ -87,6 +90,16 @@ def add_train_options(p: argparse.ArgumentParser, given_only: bool = False) -> N
     add("--holdout", type=float, default=d.holdout, help="fraction of Data observations kept out of "
                    "training for validation " + DEFAULTS_HELP)
     add("--weights", default="", help="initial/fixed term weights, e.g. pde=1,ic=100")
+
+
+def train_settings(args) -> dict:
+    """The training flags the user typed (``--optimizer`` included): unset ones are None and left out, so a
+    recipe or the library defaults fill them."""
+    from .train import TrainConfig
+    from .train.config import SPEC_SETTINGS
+
+    names = [*TrainConfig.__dataclass_fields__, *SPEC_SETTINGS]
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
 def build_parser() -> Parser:
@@ -169,7 +182,7 @@ def add_bench_accuracy(suites) -> None:
     acc.add_argument("--problems", help="comma-separated suite names or problem files (default: the whole suite: "
                      "burgers, helmholtz2d, poisson1d, wave1d, klein_gordon, allen_cahn, advection, cavity, "
                      "poisson3d, heat_inverse)")
-    add_train_options(acc)
+    add_train_options(acc, given_only=True)
     acc.add_argument("--balancers", "--balancer", default="fixed,lra", help="balancer specs separated by commas "
                      + DEFAULTS_HELP)
     acc.add_argument("--seeds", type=int, default=3, help=DEFAULTS_HELP)
@@ -192,7 +205,7 @@ def add_compare_command(sub) -> None:
                     "(and DIR/summary.md with a ranking for several problems). Finished runs are skipped when "
                     "the same command runs again.")
     compare.add_argument("problems", nargs="+", metavar="PROBLEM", help="problem files, e.g. problems/*.py")
-    add_train_options(compare)
+    add_train_options(compare, given_only=True)
     compare.add_argument("--balancers", "--balancer", action="append", metavar="SPECS",
                          help="balancer specs separated by commas; a piece that is key=value (or term<target) "
                               "continues the options of the spec before it, so fixed,lra:alpha=0.9,every=10,relobralo "
@@ -218,7 +231,6 @@ def add_compare_command(sub) -> None:
 
 def cmd_run(args) -> int:
     from .loader import load_problem
-    from .train import TrainConfig
     from .workflow import resume, train, with_recipe
 
     if args.resume:
@@ -232,7 +244,7 @@ def cmd_run(args) -> int:
     from .balancers import make_balancer
 
     problem = load_problem(args.problem)
-    given = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+    given = train_settings(args)
     if "weights" in given:
         given["weights"] = parse_weights(given["weights"])
     settings, spec = with_recipe(problem, given, args.balancer)
@@ -303,14 +315,14 @@ def cmd_bench_speed(args) -> int:
 def cmd_bench_accuracy(args) -> int:
     """``pinnbal bench accuracy``: the suite's problems, our errors beside the published (:mod:`pinnbal.bench.accuracy`)."""
     from .bench.accuracy import accuracy_report
-    from .train import TrainConfig
 
     if args.seeds < 1:
         raise OptionError(f"--seeds {args.seeds}: need at least 1")
     problems = [p.strip() for p in args.problems.split(",") if p.strip()] if args.problems else None
-    settings = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if k not in ("seed", "weights")}
-    settings["weights"] = parse_weights(args.weights)
-    report = accuracy_report(problems, [args.balancers], range(args.seed, args.seed + args.seeds), args.runs,
+    settings = {k: v for k, v in train_settings(args).items() if k != "seed"}
+    settings["weights"] = parse_weights(args.weights or "")
+    first = args.seed or 0
+    report = accuracy_report(problems, [args.balancers], range(first, first + args.seeds), args.runs,
                              bench_command("accuracy"), jobs=args.jobs, progress=not args.quiet, **settings)
     return write_report(report, args.out)
 
@@ -339,12 +351,11 @@ def cmd_render(args) -> int:
 
 def cmd_compare(args) -> int:
     from .compare import FINAL, compare
-    from .train import TrainConfig
 
     if args.seeds < 1:
         raise OptionError(f"--seeds {args.seeds}: need at least 1")
-    settings = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and k != "seed"}
-    settings["weights"] = parse_weights(args.weights)
+    settings = {k: v for k, v in train_settings(args).items() if k != "seed"}
+    settings["weights"] = parse_weights(args.weights or "")
     try:
         result = compare(args.problems, args.balancers or ["fixed,lra,relobralo"],
                          seeds=range(args.seed, args.seed + args.seeds), out=args.out, jobs=args.jobs,

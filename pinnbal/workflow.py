@@ -20,6 +20,7 @@ from .loader import load_problem
 from .problem import Problem
 from .render import render_run
 from .train import DEFAULT_BALANCER, MAX_FAILURES, Run, TrainConfig, Trainer, fit
+from .train.config import SPEC_SETTINGS, expand_settings
 from .train.guard import run_lock
 
 
@@ -45,10 +46,10 @@ def train(problem: Problem | str, balancer: str | Balancer | None = None, *, out
     if isinstance(problem, (str, Path)):
         problem_path = str(Path(problem).resolve())
         problem = load_problem(problem)
-    unknown = sorted(set(settings) - set(TrainConfig.__dataclass_fields__))
+    unknown = sorted(set(settings) - set(TrainConfig.__dataclass_fields__) - set(SPEC_SETTINGS))
     if unknown:
         raise OptionError(f"train(): unknown setting {unknown[0]!r}; settings are "
-                          f"{', '.join(TrainConfig.__dataclass_fields__)}")
+                          f"{', '.join([*TrainConfig.__dataclass_fields__, *SPEC_SETTINGS])}")
     settings, balancer = with_recipe(problem, settings, balancer)
     trainer = Trainer(problem, balancer, TrainConfig(**settings), problem_path, out=out)
     if out is None:
@@ -75,9 +76,10 @@ def with_recipe(problem: Problem, settings: dict[str, Any],
     """The run's settings and balancer: the problem's recipe under what was given, ``lra`` when neither says."""
     recipe = problem.recipe
     if recipe is None:
-        return settings, balancer if balancer is not None else DEFAULT_BALANCER
-    recipe.check(TrainConfig.__dataclass_fields__)
-    return recipe.settings | settings, balancer if balancer is not None else (recipe.balancer or DEFAULT_BALANCER)
+        return expand_settings(settings), balancer if balancer is not None else DEFAULT_BALANCER
+    recipe.check([*TrainConfig.__dataclass_fields__, *SPEC_SETTINGS])
+    merged = expand_settings(recipe.settings) | expand_settings(settings)
+    return merged, balancer if balancer is not None else (recipe.balancer or DEFAULT_BALANCER)
 
 
 def resume(out: str | Path, *, progress: bool = False, render: bool = True) -> Run:

@@ -78,3 +78,56 @@ def test_warmup_ramps_the_learning_rate_linearly_then_decays():
     expected = [1e-2 * min(1.0, (s + 1) / 4) * gamma**s for s in range(8)]
     assert rates == pytest.approx(expected, rel=1e-12)
     assert rates[0] == pytest.approx(2.5e-3) and rates[3] == pytest.approx(1e-2 * gamma**3)
+
+
+def test_the_optimizer_spec_writes_out_the_adam_fields():
+    from pinnbal.train.config import expand_settings
+
+    got = expand_settings({"optimizer": "adam:steps=30,lr=1e-3,warmup=5,decay=0.5/10", "width": 8})
+    assert got == {"steps": 30, "lr": 1e-3, "warmup": 5, "lr_decay": 0.5, "lr_decay_every": 10, "width": 8}
+    assert expand_settings({"optimizer": "adam:decay=0.9"}) == {"lr_decay": 0.9}
+    assert expand_settings({"then": "ssbfgs:iters=7,dtype=float64"})["lbfgs"] == 7
+    assert expand_settings({"optimizer": "adam:steps=30", "steps": 30})["steps"] == 30  # the same value twice
+
+
+@pytest.mark.parametrize("settings, fragment", [
+    ({"optimizer": "adam:steps=30", "steps": 20}, "--optimizer sets steps=30 but --steps says 20"),
+    ({"then": "lbfgs:iters=7", "lbfgs": 5}, "--then sets lbfgs=7 but --lbfgs says 5"),
+    ({"optimizer": "sgd:steps=3"}, "the first stage is adam"),
+    ({"optimizer": "adam:steps=x"}, "'steps=x' is not a number"),
+    ({"optimizer": "adam:momentum=0.9"}, "keys are steps, lr, warmup, decay"),
+    ({"then": "ssbfgs:iters=-1"}, "iters=-1"),
+])
+def test_bad_stage_specs_are_one_line(settings, fragment):
+    from pinnbal.errors import OptionError
+    from pinnbal.train.config import expand_settings
+
+    with pytest.raises(OptionError) as caught:
+        expand_settings(settings)
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_run_with_stage_specs_and_a_recipe_under_them(recipe_file, tmp_path):
+    """--optimizer and --then ...:iters=N set the fields; the recipe fills the rest; a typed flag beats a recipe's
+    optimizer spec."""
+    out = tmp_path / "run"
+    assert main(["run", str(recipe_file), "--optimizer", "adam:steps=4,lr=1e-3,warmup=2,decay=0.5/10", "--then",
+                 "lbfgs:iters=3,dtype=float32", "--out", str(out), "--quiet", "--no-render"]) == 0
+    train = config_of(out)["train"]
+    assert (train["steps"], train["lr"], train["warmup"], train["lr_decay"], train["lr_decay_every"]) == (4, 1e-3, 2, 0.5, 10)
+    assert train["lbfgs"] == 3 and train["width"] == 8  # iters from --then; width from the recipe
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["adam_steps"] == 4 and metrics["lbfgs_iterations"] == 3
+    spec_recipe = recipe_file.parent / "spec_recipe.py"
+    spec_recipe.write_text(open("problems/poisson1d.py").read() + "\nrecipe = pb.Recipe(optimizer='adam:steps=5,lr=2e-3',"
+                           " lbfgs=0, width=8, depth=1)\n")
+    out2 = tmp_path / "run2"
+    assert main(["run", str(spec_recipe), "--steps", "2", "--out", str(out2), "--quiet", "--no-render"]) == 0
+    assert config_of(out2)["train"]["steps"] == 2 and config_of(out2)["train"]["lr"] == 2e-3
+
+
+def test_a_conflicting_stage_spec_on_the_command_line_is_exit_2_nothing_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "problems/poisson1d.py", "--optimizer", "adam:steps=4", "--steps", "3", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--optimizer sets steps=4 but --steps says 3" in err and len(err.splitlines()) == 1 and not out.exists()

@@ -15,6 +15,7 @@ from ..loader import load_problem
 from ..rundir import CHECKPOINT
 from ..storage import read_json
 from ..train import TrainConfig, pick_device
+from ..train.config import SPEC_SETTINGS, expand_settings
 
 #: metrics.json states that are a result: skipped when the sweep runs again.
 FINAL = ("completed", "diverged")
@@ -164,11 +165,12 @@ def plan(problems: Sequence[str | Path], balancers: Iterable[str], seeds: int | 
         raise OptionError("compare: name at least one problem file")
     if not (isinstance(target, (int, float)) and math.isfinite(target) and target > 0):
         raise OptionError(f"--target {target}: need a positive number")
-    allowed = set(TrainConfig.__dataclass_fields__) - {"seed"}
+    allowed = (set(TrainConfig.__dataclass_fields__) | set(SPEC_SETTINGS)) - {"seed"}
     unknown = sorted(set(settings) - allowed)
     if unknown:
         raise OptionError(f"compare(): setting {unknown[0]!r} is not allowed here; settings are the TrainConfig "
                           f"fields except seed (use seeds=)")
+    settings = expand_settings(settings)
     seeds = seed_list(seeds)
     config = TrainConfig(**settings, seed=seeds[0])
     try:

@@ -84,6 +84,55 @@ class TrainConfig:
                 raise OptionError(f"--weights: {k}={v}; need a finite number >= 0")
 
 
+#: ``--optimizer adam:KEY=VALUE,...``: the Adam stage's settings in one spec, and the TrainConfig fields they set
+OPTIMIZER_KEYS = {"steps": "steps", "lr": "lr", "warmup": "warmup", "decay": "lr_decay"}
+#: what a run accepts besides the TrainConfig fields: specs written out into them by :func:`expand_settings`
+SPEC_SETTINGS = ("optimizer",)
+
+
+def expand_settings(settings: dict) -> dict:
+    """``settings`` as TrainConfig fields: ``optimizer`` (``adam:steps=3000,lr=1e-3,warmup=200,decay=0.9/1000``)
+    and the second stage's ``iters=N`` (``then="ssbfgs:iters=5000"``, the same as ``lbfgs=5000``) written out.
+    A field set both ways to different values is one line."""
+    settings = dict(settings)
+    spec = settings.pop("optimizer", None)
+    written = parse_optimizer(spec) if spec else {}
+    iters = parse_stage(settings["then"]).iters if settings.get("then") else None
+    if iters is not None:
+        written["lbfgs"] = iters
+    for key, value in written.items():
+        if settings.get(key) is not None and settings[key] != value:
+            source = "--then" if key == "lbfgs" else "--optimizer"
+            raise OptionError(f"{source} sets {key}={value} but --{key.replace('_', '-')} says {settings[key]}; "
+                              f"give it once")
+        settings[key] = value
+    return settings
+
+
+def parse_optimizer(spec: str) -> dict:
+    """``adam:steps=N,lr=X,warmup=N,decay=G[/EVERY]`` → TrainConfig fields; one line for anything else."""
+    name, _, rest = str(spec).strip().partition(":")
+    if name != "adam":
+        raise OptionError(f"--optimizer {spec!r}: the first stage is adam (e.g. --optimizer adam:steps=3000,lr=1e-3,"
+                          f"warmup=200,decay=0.9/1000); the second is --then")
+    fields: dict = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or key not in OPTIMIZER_KEYS:
+            raise OptionError(f"--optimizer {spec!r}: {item!r}; keys are {', '.join(OPTIMIZER_KEYS)}")
+        try:
+            if key == "decay":
+                factor, _, every = value.partition("/")
+                fields["lr_decay"] = float(factor)
+                if every:
+                    fields["lr_decay_every"] = int(every)
+            else:
+                fields[OPTIMIZER_KEYS[key]] = (float if key == "lr" else int)(value)
+        except ValueError:
+            raise OptionError(f"--optimizer {spec!r}: {item!r} is not a number") from None
+    return fields
+
+
 def pick_device(name: str) -> torch.device:
     """``--device``: auto (CUDA when available, else CPU), cpu, cuda or cuda:N; one line when unavailable."""
     if name == "auto":

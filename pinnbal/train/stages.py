@@ -17,7 +17,7 @@ After the Adam stage, training continues with a fixed-weight optimiser on
   as much as one float64 loss-and-gradient evaluation there), which grows
   as P², so above about 5000 parameters L-BFGS's cheap iterations win.
 
-``--lbfgs N`` is the stage's iteration budget.  The stage runs in
+``--lbfgs N`` (or ``iters=N`` in the spec) is the stage's iteration budget.  The stage runs in
 ``dtype=float64`` by default: in float32 the loss stops changing long
 before the budget ends and the line search stops on a tie (an inverse heat
 problem quit after 290 of 4000 L-BFGS iterations; Xu et al. 2025, "FP64 is
@@ -47,6 +47,7 @@ class Stage:
     method: str = "auto"
     dtype: str = "float64"
     history: int = 50  # L-BFGS memory
+    iters: int | None = None  # the stage's iterations, when the spec gives them (the same as --lbfgs)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -62,14 +63,14 @@ def parse_stage(spec: str) -> Stage:
     options: dict[str, object] = {}
     for item in filter(None, (s.strip() for s in rest.split(","))):
         key, eq, value = item.partition("=")
-        if not eq or key not in ("dtype", "history") or (key == "history" and name not in ("lbfgs", "auto")):
-            allowed = "dtype, history" if name in ("lbfgs", "auto") else "dtype"
+        if not eq or key not in ("dtype", "history", "iters") or (key == "history" and name not in ("lbfgs", "auto")):
+            allowed = "dtype, history, iters" if name in ("lbfgs", "auto") else "dtype, iters"
             raise OptionError(f"--then {spec!r}: {item!r} is not an option of {name}; options: {allowed}")
         if key == "dtype" and value not in DTYPES:
             raise OptionError(f"--then {spec!r}: dtype={value}; choose float32 or float64")
-        if key == "history":
-            if not value.isdigit() or int(value) < 1:
-                raise OptionError(f"--then {spec!r}: history={value}; need an integer >= 1")
+        if key in ("history", "iters"):
+            if not value.isdigit() or int(value) < (1 if key == "history" else 0):
+                raise OptionError(f"--then {spec!r}: {key}={value}; need an integer >= {1 if key == 'history' else 0}")
             value = int(value)
         options[key] = value
     return Stage(name, **options)
