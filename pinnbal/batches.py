@@ -1,7 +1,9 @@
 """Point batches and one evaluation of every loss term on them.
 
 :class:`Batches` holds each term's current points (drawn by the problem's
-sampler, redrawn on request); :func:`evaluate_terms` runs the model on them
+sampler, redrawn on request; a term declared with ``points="other"`` holds
+the very tensor of ``other``); :func:`evaluate_terms` runs the model on them,
+once per distinct batch,
 and returns each term's residual, its pointwise loss ℓ_i and the term
 losses L_k, which the balancer's ``losses`` hook may form (per-point
 weights) instead of the plain mean.
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 
 from .nets import PINNModel
+from .points import Points
 from .problem import Problem
 
 #: candidate points scored per forward pass in residual-based sampling (bounds its memory)
@@ -44,7 +47,7 @@ class Batches:
     def draw(self) -> None:
         self.items = []
         for term in self.problem.terms:
-            if not term.has_points:
+            if not term.has_points or term.shares:  # a sharer gets its owner's tensor from relink()
                 self.items.append((term, None, None))
                 continue
             x, values = term.sample(self.problem, self.rng, self.config.sampler)
@@ -52,10 +55,21 @@ class Batches:
                 x, values = self.split(x, values)
             # contiguous copies: a user's flipped or strided view (x[::-1]) is a valid array torch cannot wrap
             xt = torch.as_tensor(np.ascontiguousarray(x), dtype=self.dtype,
-                                 device=self.device).requires_grad_(term.needs_derivatives)
+                                 device=self.device).requires_grad_(self.needs_grad(term))
             vt = None if values is None else torch.as_tensor(np.ascontiguousarray(values), dtype=self.dtype,
                                                               device=self.device)
             self.items.append((term, xt, vt))
+        self.relink()
+
+    def needs_grad(self, term) -> bool:
+        """Whether ``term``'s points need derivatives: its own, or those of a term sharing them."""
+        return term.needs_derivatives or any(t.needs_derivatives for t in self.problem.terms if t.shares == term.name)
+
+    def relink(self) -> None:
+        """Every term declared with ``points="other"`` on ``other``'s current tensor (after a draw, a redraw,
+        a cast or a restore): one batch, so one forward pass and one derivative cache."""
+        owners = {t.name: x for t, x, _ in self.items if not t.shares}
+        self.items = [(t, owners[t.shares] if t.shares else x, v) for t, x, v in self.items]
 
     def split(self, x: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """This part's share of the observations: a fixed random ``holdout`` fraction is validation."""
@@ -79,6 +93,8 @@ class Batches:
         :func:`pinnbal.balancers.pointwise.resize_point_state`).  ``add=0`` leaves the term as it is.
         """
         term, x, values = self.items[k]
+        if term.shares:  # its points follow the term it shares them with
+            return
         if values is not None:
             raise ValueError(f"term {term.name!r}: observations are fixed; residual-based sampling moves only "
                              f"sampled points (residual, boundary, initial terms)")
@@ -89,7 +105,8 @@ class Batches:
         new = torch.as_tensor(chosen, dtype=self.dtype, device=self.device)
         if add is not None:
             new = torch.cat([x.detach(), new])
-        self.items[k] = (term, new.requires_grad_(term.needs_derivatives), values)
+        self.items[k] = (term, new.requires_grad_(self.needs_grad(term)), values)
+        self.relink()
 
     def pointwise_loss(self, model: PINNModel, term, pool: np.ndarray) -> np.ndarray:
         """The pointwise loss ℓ of ``term`` at each point of ``pool`` (M, d), :data:`CHUNK` points at a time."""
@@ -105,6 +122,7 @@ class Batches:
         self.dtype = dtype
         self.items = [(t, None if x is None else x.detach().to(dtype).requires_grad_(x.requires_grad),
                        None if v is None else v.to(dtype)) for t, x, v in self.items]
+        self.relink()
 
     def leaves(self, n: int | None = None) -> "Batches":
         """A view of these batches (the first ``n`` points of each, or all) as new autograd leaves.
@@ -117,6 +135,7 @@ class Batches:
         view.items = [(t, None, None) if x is None else
                       (t, x[:n].detach().clone().requires_grad_(x.requires_grad), None if v is None else v[:n])
                       for t, x, v in self.items]
+        view.relink()
         return view
 
     @property
@@ -151,13 +170,16 @@ def evaluate_terms(model: PINNModel, batches: Batches, balancer=None,
                    state: dict | None = None) -> TermValues:
     """Every term's residual and pointwise loss; the term losses by ``balancer.losses`` (default: means)."""
     residuals, pointwise = [], []
+    shared: dict[int, Points] = {}  # one Points (forward pass, derivative cache) per distinct batch tensor
     for term, x, values in batches.items:
         if x is None:  # a regularisation term: a penalty on the parameters, one "point"
             residuals.append(None)
             pointwise.append(term.penalty(model).reshape(1))
             continue
-        p = model.points(x, where=f"term {term.name!r}")
-        r = term.residual(p, values)
+        p = shared.get(id(x))
+        if p is None:
+            p = shared[id(x)] = model.points(x, where=f"term {term.name!r}")
+        r = term.residual(p.about(f"term {term.name!r}"), values)
         residuals.append(r)
         pointwise.append(term.loss_fn(r).mean(dim=1))
     terms = [ell.mean() for ell in pointwise] if balancer is None else balancer.losses(pointwise, batches.points, state)

@@ -41,6 +41,11 @@ class Points:
         self._outputs: torch.Tensor | None = None
         self._cache: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
 
+    def about(self, where: str) -> "Points":
+        """These points, with errors naming ``where`` (a term sharing another term's points)."""
+        self._where = where
+        return self
+
     # -- plain access -------------------------------------------------------
     @property
     def coords(self) -> torch.Tensor:

@@ -37,6 +37,7 @@ class Term:
     kind = "term"
     needs_derivatives = True
     has_points = True  # False: a penalty on the parameters (regularisation), no batch
+    shares: str | None = None  # resolved: the earlier term whose points this one trains on (points="name")
 
     def __init__(self, name: str, *, points: int, weight: float = 1.0, loss: str = "mse", outputs=None):
         self.name = name
@@ -48,13 +49,35 @@ class Term:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, points={self.points})"
 
-    def check(self, problem: "Problem") -> "Term":
+    def check(self, problem: "Problem", earlier: Sequence["Term"] = ()) -> "Term":
         """Validate against ``problem`` (a :class:`ProblemError` naming this term otherwise) and return the
         resolved term the engine trains on: its loss function, outputs, faces, observations.  The term the
-        user wrote is never changed, so one term object can serve several problems."""
+        user wrote is never changed, so one term object can serve several problems.
+
+        ``points="name"`` shares the points of an ``earlier`` (resolved) term of the same kind and faces: one
+        batch, one forward pass and one derivative cache for both, two terms for every balancer."""
         resolved = copy.copy(self)
+        owner = self.shared_owner(earlier) if isinstance(self.points, str) else None
+        if owner is not None:
+            resolved.shares, resolved.points = owner.shares or owner.name, owner.points
         resolved.resolve(problem)
+        if owner is not None and getattr(resolved, "faces", None) != getattr(owner, "faces", None):
+            raise ProblemError(f"term {self.name!r}: points={self.points!r} shares points on other faces; give both "
+                               f"terms the same on=, or a number of points of its own")
         return resolved
+
+    def shared_owner(self, earlier: Sequence["Term"]) -> "Term":
+        """The earlier term named by ``points="name"``; one line when there is none of the same kind."""
+        where = f"term {self.name!r}: points={self.points!r}"
+        owner = next((t for t in earlier if t.name == self.points), None)
+        if owner is None:
+            names = [t.name for t in earlier if type(t) is type(self)]
+            raise ProblemError(f"{where} names no earlier term; share the points of an earlier "
+                               f"{type(self).__name__} ({', '.join(names) or 'there is none'}) or give a number")
+        if type(owner) is not type(self) or not self.has_points:
+            raise ProblemError(f"{where}: a {type(self).__name__} can share only the points of an earlier "
+                               f"{type(self).__name__}, and {owner.name!r} is a {type(owner).__name__}")
+        return owner
 
     def resolve(self, problem: "Problem") -> None:
         """Fill in what this term means in ``problem``, checking it on the way (called on a copy)."""
@@ -413,7 +436,10 @@ class Problem:
         for term in self.terms:
             if not isinstance(term, Term):
                 raise ProblemError(f"problem {self.name!r}: {term!r} is not a term (pb.Residual, pb.Boundary, ...)")
-        self.terms = [term.check(self) for term in self.terms]
+        resolved: list[Term] = []
+        for term in self.terms:
+            resolved.append(term.check(self, resolved))
+        self.terms = resolved
         seen = [t.name for t in self.terms]
         dup = sorted({n for n in seen if seen.count(n) > 1})
         if dup:
@@ -479,6 +505,7 @@ class Problem:
         lines.append("terms")
         for t in self.terms:
             extra = f" on {len(t.faces)} face(s)" if hasattr(t, "faces") else ""
+            extra += f", the points of {t.shares}" if t.shares else ""
             if not t.has_points:
                 lines.append(f"  {t.name:<12} {t.kind:<9} {type(t).__name__} penalty on the network weights  "
                              f"weight {float(t.weight):g}")

@@ -314,8 +314,10 @@ class Trainer:
             self.lbfgs.load_state_dict(saved["lbfgs"])
             self.frozen = saved.get("lbfgs_multipliers")
         self.state = dict(saved["balancer"])
-        self.batches.items = [(t, None if x is None else x.to(self.device).requires_grad_(t.needs_derivatives), v)
+        self.batches.items = [(t, None if x is None or t.shares else
+                               x.to(self.device).requires_grad_(self.batches.needs_grad(t)), v)
                               for (t, _, v), x in zip(self.batches.items, saved["batches"])]
+        self.batches.relink()
         self.batches.rng.bit_generator.state = saved["sampler_rng"]
         torch.set_rng_state(saved["torch_rng"])
         self.history = list(saved["history"])
