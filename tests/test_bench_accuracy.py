@@ -24,6 +24,12 @@ def test_report_has_a_row_per_problem_and_balancer_with_the_published_numbers(tm
     assert rows[2].startswith("| `helmholtz2d` | `fixed` |") and ANCHORS["helmholtz2d"].best in rows[2]
     assert all("1/1" in row for row in rows)  # every run finished
     assert "Budget per run: 3 Adam steps" in report and "Wang, Teng & Perdikaris 2021" in report
+    # a tiny budget misses every goal, and each row says by how much and what stopped the median seed
+    for row, goal in zip(rows, [ANCHORS["poisson1d"].goal] * 2 + [ANCHORS["helmholtz2d"].goal] * 2):
+        cells = [c.strip() for c in row.split("|")]
+        median, ratio = float(cells[3]), float(cells[7].removeprefix(f"{goal:.0e}: ").removesuffix("× over"))
+        assert ratio == pytest.approx(median / goal, rel=1e-2) and float(cells[4]) >= median
+        assert cells[8].startswith(("iteration budget used up (loss ", "second stage converged after "))
     # the sweep is resumable: the same command finds every run finished and trains nothing
     again = accuracy_report(["poisson1d", "helmholtz2d"], ["fixed", "lra"], 1, tmp_path / "sweep",
                             "pinnbal bench accuracy (test)", jobs=1, progress=False, **TINY)
