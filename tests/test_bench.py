@@ -21,3 +21,27 @@ def test_jacobian_timings_and_report():
                           settings=TINY)
     assert "| fixed |" in report and "| ntk |" in report and "Command: `pinnbal bench`" in report
     assert re.search(r"loop of K backward passes [0-9.]+ ms", report)
+    assert "Terms sharing points" not in report  # poisson1d has no shared batches
+
+
+def test_a_problem_with_shared_points_is_also_timed_on_separate_points():
+    import torch
+
+    import pinnbal as pb
+    from pinnbal.bench.speed import separate_points, sharing_speed
+    from pinnbal.train import TrainConfig, Trainer
+
+    problem = pb.load_problem("problems/kovasznay.py")
+    separate = separate_points(problem)
+    assert [t.shares for t in problem.terms][1:3] == ["momentum_x", "momentum_x"]  # the original is unchanged
+    config = TrainConfig(steps=1, lbfgs=0, **TINY)
+    shared_x = [x for _, x, _ in Trainer(problem, "fixed", config).batches.items]
+    own_x = [x for _, x, _ in Trainer(separate, "fixed", config).batches.items]
+    assert shared_x[1] is shared_x[0] and own_x[1] is not own_x[0] and len(own_x[1]) == len(shared_x[1])
+    assert not torch.equal(own_x[1], own_x[0])
+    timings = sharing_speed("problems/kovasznay.py", steps=3, settings=TINY, rounds=2)
+    assert timings["shared"] > 0 and timings["separate"] > 0
+    report = speed_report("problems/kovasznay.py", ["fixed"], steps=3, repeats=1, command="pinnbal bench",
+                          settings=TINY)
+    assert re.search(r"Terms sharing points .*: [0-9.]+ ms/step as written, [0-9.]+ ms/step with every term on "
+                     r"points of its own \([0-9.]+×\)", report)

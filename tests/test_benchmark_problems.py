@@ -321,3 +321,25 @@ def test_shipped_cavity_reference(copies):
     assert abs(p_mid) < 1e-12  # the gauge the problem's "gauge" term pins
     u_mid = RegularGridInterpolator((centres, centres), ref.values["u"])([[0.5, 0.5]])[0]
     assert u_mid == pytest.approx(-0.20581, abs=0.01)  # Ghia, centre of the cavity
+
+
+def test_kovasznay_exact_flow_satisfies_its_three_equations_and_walls():
+    problem = load("kovasznay")
+
+    def model(coords, names):
+        return problem.reference(Points(coords, names, [], None, {}, where="exact"))
+
+    residuals = term_residuals(problem, model)
+    assert set(residuals) == {"momentum_x", "momentum_y", "continuity", "walls"}
+    for name, r in residuals.items():
+        assert np.max(np.abs(r)) < 1e-9, name
+    assert residuals["walls"].shape == (512, 3)
+
+    def wrong(coords, names):  # a viscosity mistake: the flow of Re = 40 is not a solution at Re = 20
+        p = Points(coords, names, [], None, {}, where="wrong")
+        lam = 20.0 - np.sqrt(400.0 + 4 * np.pi**2)
+        grow = torch.exp(lam * p.x)
+        return torch.cat([1 - grow * torch.cos(2 * np.pi * p.y), lam / (2 * np.pi) * grow * torch.sin(2 * np.pi * p.y),
+                          (1 - torch.exp(2 * lam * p.x)) / 2], dim=1)
+
+    assert np.max(np.abs(term_residuals(problem, wrong)["momentum_x"])) > 1e-2

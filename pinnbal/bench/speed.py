@@ -5,12 +5,15 @@ in this process, one after another (never in parallel: on a small CPU two
 torch processes slow each other many-fold), after an untimed warm-up run.
 The table gives ms per step, the ratio to ``fixed`` measured in the same
 sweep, and, for the per-term Jacobian, one K × P Jacobian by the loop of K
-backward passes against one vmapped pass on the same graph.  The machine,
+backward passes against one vmapped pass on the same graph.  A problem
+whose terms share points (``points="momentum_x"``) is also timed with every
+term on points of its own, same counts, rounds alternating.  The machine,
 versions and the exact command go with the table.
 """
 
 from __future__ import annotations
 
+import copy
 import platform
 import time
 from pathlib import Path
@@ -22,6 +25,7 @@ from ..balancers import BALANCERS, make_balancer
 from ..batches import evaluate_terms
 from ..jacobian import jacobian_batched, jacobian_loop, sync
 from ..loader import load_problem
+from ..problem import Problem
 from ..train import TrainConfig, Trainer
 from ..workflow import train
 
@@ -46,6 +50,30 @@ def balancer_speed(problem_path: str, balancers: list[str], steps: int, settings
     base = best.get("fixed")
     return [{"balancer": spec, "ms_per_step": ms, "ratio": None if base is None else ms / base}
             for spec, ms in best.items()]
+
+
+def sharing_speed(problem_path: str, steps: int, settings: dict, rounds: int = 1) -> dict[str, float] | None:
+    """ms/step of ``fixed`` with the problem's terms sharing their batches as written, and with every term on
+    points of its own (same counts); fastest of ``rounds``, alternating.  None when no term shares points."""
+    shared = load_problem(problem_path)
+    if not any(t.shares for t in shared.terms):
+        return None
+    variants = {"shared": shared, "separate": separate_points(shared)}
+    best = {name: float("inf") for name in variants}
+    for r in range(rounds):
+        for name in list(variants)[r % 2:] + list(variants)[: r % 2]:
+            run = train(variants[name], "fixed", steps=steps, lbfgs=0, eval_every=10**9, **settings)
+            best[name] = min(best[name], run.metrics["ms_per_step"])
+    return best
+
+
+def separate_points(problem: Problem) -> Problem:
+    """``problem`` with every term drawing points of its own (the counts of the term it shared with)."""
+    own = copy.copy(problem)
+    own.terms = [copy.copy(t) for t in problem.terms]
+    for term in own.terms:
+        term.shares = None
+    return own
 
 
 def jacobian_speed(problem_path: str, repeats: int, settings: dict) -> dict[str, float]:
@@ -86,4 +114,9 @@ def speed_report(problem_path: str, balancers: list[str] | None, steps: int, rep
     lines += ["", "One per-term Jacobian (K × P) on the same graph, median of "
               f"{repeats}: loop of K backward passes {jac['loop']:.1f} ms, one vmapped pass {jac['batched']:.1f} ms.",
               ""]
+    sharing = sharing_speed(problem_path, steps, settings, rounds)
+    if sharing is not None:
+        lines += [f"Terms sharing points (`fixed`, fastest of {rounds} round(s)): {sharing['shared']:.2f} ms/step as "
+                  f"written, {sharing['separate']:.2f} ms/step with every term on points of its own "
+                  f"({sharing['separate'] / sharing['shared']:.2f}×).", ""]
     return "\n".join(lines)
