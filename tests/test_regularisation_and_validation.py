@@ -101,3 +101,29 @@ def test_early_stopping_ends_a_run_with_an_event_and_a_validation_column(tmp_pat
     assert "early stop" in metrics["events"][-1]["action"]
     header = (out / "history.csv").read_text().splitlines()[0].split(",")
     assert "val_loss" in header
+
+
+def test_early_stopping_also_watches_the_second_stage(monkeypatch):
+    """Validation scores fall through Adam and rise in the second stage: the stage stops after `patience`
+    evaluations without a better one, the best model (the one scored best) comes back, the event names the
+    stage; the patience counter starts afresh at the switch."""
+    # Adam evaluates at steps 0, 10, 20, 29 (best at 10, two worse after it); then the second stage
+    scores = iter([5.0, 4.0, 4.5, 4.6, 4.7, 3.0, 3.1, 3.2, 3.3, 3.4, 3.5, 3.6])
+    kept = {}
+
+    def measure(self, model, validation, step):
+        self.latest = (step, next(scores))
+        kept[step] = {k: v.clone() for k, v in model.state_dict().items()}
+        return self.latest[1]
+
+    monkeypatch.setattr(EarlyStopping, "measure", measure)
+    run = pb.train("problems/poisson1d.py", "fixed", render=False, steps=30, lbfgs=200, then="lbfgs", width=8, depth=1,
+                   log_every=5, eval_every=10, early_stop=3)
+    event = run.metrics["events"][-1]
+    assert "of lbfgs" in event["event"] and "early stop" in event["action"]
+    assert 0 < run.metrics["lbfgs_iterations"] < 200
+    # without the fresh patience the stage would have stopped at its first evaluation (4.7: a third worse one)
+    best_step = sorted(kept)[5]  # 3.0, the second evaluation of the second stage
+    assert best_step >= 30 and len(kept) == 9  # stopped at the third worse evaluation after it
+    state = run.model.state_dict()
+    assert all(torch.equal(state[k].to(v), v) for k, v in kept[best_step].items())

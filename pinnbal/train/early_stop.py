@@ -1,6 +1,6 @@
 """Early stopping on a validation loss (``--early-stop N``).
 
-Every evaluation (``--eval-every`` steps of the Adam phase) the model is
+Every evaluation (``--eval-every`` steps, in both stages) the model is
 scored on a held-out set — fresh collocation, boundary and initial points
 from their own random stream, and the ``--holdout`` fraction of each Data
 term's observations — never on the reference solution.  The score is the

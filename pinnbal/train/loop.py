@@ -17,6 +17,9 @@ The second stage (``--then``: L-BFGS, BFGS or self-scaled BFGS, see
 weights (and per-point multipliers) held fixed, in chunks of ``log_every``
 iterations so it logs and checkpoints; a non-finite chunk is undone and ends
 the stage, a chunk that leaves the loss unchanged means it has converged.
+With ``--early-stop N`` the second stage is scored on the validation set
+too and stops (best model restored) after N evaluations without a better
+score: a long float64 stage can fit the noise of observations.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ def second_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -
         trainer.switch_precision()
         trainer.lbfgs = make_optimizer(trainer.stage, trainer.params, cfg.log_every)
         trainer.frozen = trainer.freeze_points()
+        trainer.early.bad = 0  # a new optimiser gets the whole patience
     optimizer = trainer.lbfgs
     closure, last = fixed_objective(trainer, held.to(device=trainer.device, dtype=trainer.dtype))
     while trainer.lbfgs_done < cfg.lbfgs:
@@ -104,6 +108,10 @@ def second_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -
         history.record(step, method, losses, held, last=trainer.lbfgs_done >= cfg.lbfgs or stalled or timed_out,
                        force=True)
         history.advance(chunk)
+        if trainer.early.should_stop(step, trainer.model):
+            trainer.events.append({"step": step, "event": f"no better validation loss in {cfg.early_stop} "
+                                   f"evaluations of {method}", "action": "early stop; restored the best model"})
+            return
         if stalled or timed_out:
             return
         crossed = trainer.lbfgs_done // cfg.checkpoint_every > before // cfg.checkpoint_every
