@@ -33,6 +33,9 @@ def problems(draw):
     residual_term = (draw(names), draw(counts), draw(weights),
                      draw(st.one_of(st.sampled_from(["mse", "mae", "huber", "logcosh"]), st.text(max_size=3))))
     boundary_term = (draw(names), draw(counts))
+    # a second residual on the points of another term (points="name"): often the first residual, sometimes
+    # the boundary term, itself, a later or an unknown name
+    sharing_term = draw(st.one_of(st.none(), st.tuples(names, st.one_of(st.just(residual_term[0]), names))))
     data_term = draw(st.one_of(st.none(), names))
     unknowns = draw(st.one_of(st.none(), st.dictionaries(names, numbers, max_size=2)))
     problem_name = draw(st.one_of(st.just("fuzz"), names))
@@ -43,6 +46,8 @@ def problems(draw):
         name, points, weight, loss = residual_term
         terms = [pb.Residual(name, lambda p: p.u, points=points, weight=weight, loss=loss),
                  pb.Boundary(boundary_term[0], on=face and face(), value=value, points=boundary_term[1])]
+        if sharing_term is not None:
+            terms.insert(1, pb.Residual(sharing_term[0], lambda p: p.u_x, points=sharing_term[1]))
         if data_term is not None:
             terms.append(pb.Data(data_term, x=x, values=np.zeros((data_rows, 1))))
         return pb.Problem(problem_name, pb.Box(**box), outputs, terms, unknowns=unknowns)
