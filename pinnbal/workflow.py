@@ -18,7 +18,6 @@ from .balancers import Balancer
 from .errors import OptionError, PinnbalError, ProblemError
 from .loader import load_problem
 from .problem import Problem
-from .render import render_run
 from .train import DEFAULT_BALANCER, MAX_FAILURES, Run, TrainConfig, Trainer, fit
 from .train.config import SPEC_SETTINGS, expand_settings
 from .train.guard import run_lock
@@ -131,6 +130,8 @@ def write_run(out: Path, run: Run, trainer: Trainer, render: bool) -> None:
     """The run directory's files for ``run``; its figures too when ``render``."""
     rundir.write_run(out, run.history, run.metrics, trainer.model, trainer.state, trainer.predict)
     if render:
+        from .render import render_run  # matplotlib loads only when figures are drawn (half a second at start-up)
+
         render_run(out)
 
 

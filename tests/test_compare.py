@@ -357,7 +357,7 @@ def trained_on(run) -> tuple[float, dict[str, int]]:
 
 def test_every_balancer_trains_on_the_split_a_validation_balancer_needs(cli, write_problem, tmp_path, monkeypatch):
     # figures are tested above; drawing them would take most of this test's time
-    monkeypatch.setattr("pinnbal.workflow.render_run", lambda out, *args, **kwargs: None)
+    monkeypatch.setattr("pinnbal.render.render_run", lambda out, *args, **kwargs: None)
     monkeypatch.setattr("pinnbal.compare.summary.draw_figures", lambda *args: [])
     problem, out = write_problem(filename="data.py", **DATA), tmp_path / "sweep"
     runs = out / "data"
