@@ -21,6 +21,7 @@ from .problem import Problem
 from .train import DEFAULT_BALANCER, MAX_FAILURES, Run, TrainConfig, Trainer, fit
 from .train.config import SPEC_SETTINGS, expand_settings
 from .train.guard import run_lock
+from .train.records import config_record, restore, result
 
 
 class Interrupted(PinnbalError):
@@ -58,7 +59,7 @@ def train(problem: Problem | str, balancer: str | Balancer | None = None, *, out
     rundir.prepare_out_dir(out, force)
     try:
         with run_lock(out):
-            rundir.write_run_start(out, trainer.config_record())
+            rundir.write_run_start(out, config_record(trainer))
             try:
                 return finish(trainer, out, progress, render)
             except (ProblemError, OptionError):
@@ -98,7 +99,7 @@ def resume(out: str | Path, *, progress: bool = False, render: bool = True) -> R
             raise OptionError(f"--resume {out}: its problem file {problem_path!r} is gone")
         trainer = Trainer(load_problem(problem_path), config["balancer"], TrainConfig(**config["train"]),
                           problem_path, out=out)
-        trainer.restore(rundir.read_checkpoint(out))
+        restore(trainer, rundir.read_checkpoint(out))
         return finish(trainer, out, progress, render)
 
 
@@ -109,7 +110,7 @@ def finish(trainer: Trainer, out: Path | None, progress: bool, render: bool) -> 
     except KeyboardInterrupt:  # a second signal: stop at once; the last checkpoint stays valid
         trainer.status = "interrupted"
         if out is not None and trainer.history:
-            write_run(out, trainer.result(trainer.wall_seconds), trainer, render=False)
+            write_run(out, result(trainer, trainer.wall_seconds), trainer, render=False)
         raise
     if out is not None:
         run.out = out

@@ -9,6 +9,7 @@ import pytest
 import pinnbal as pb
 from pinnbal.rundir import prepare_out_dir, write_run_start
 from pinnbal.train import TrainConfig, Trainer
+from pinnbal.train.records import config_record
 from pinnbal.workflow import Interrupted, finish
 
 
@@ -18,7 +19,7 @@ def interrupted_run(problem_path: str | Path, spec: str, out: Path, stop_after: 
     path = str(Path(problem_path).resolve())
     trainer = Trainer(pb.load_problem(path), spec, TrainConfig(**settings), path, out=out)
     prepare_out_dir(out, force=False)
-    write_run_start(out, trainer.config_record())
+    write_run_start(out, config_record(trainer))
 
     def signal_after(row):
         if row["step"] >= stop_after:

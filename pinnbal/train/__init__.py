@@ -4,6 +4,7 @@
 - :mod:`.trainer`    :class:`Trainer`, one run's objects and the balanced step;
 - :mod:`.loop`       the Adam stage and the second stage;
 - :mod:`.callbacks`  history and progress bar, roll-back, checkpoints, time budget;
+- :mod:`.records`    what a run records: the checkpoint (snapshot, restore), metrics, config;
 - :mod:`.stages`, :mod:`.quasi_newton`  the second-stage optimisers (``--then``);
 - :mod:`.early_stop`, :mod:`.guard`  early stopping; signals and the run lock.
 

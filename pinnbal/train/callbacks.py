@@ -34,6 +34,7 @@ import torch
 
 from ..errors import StorageError
 from ..rundir import write_checkpoint
+from .records import snapshot
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -130,7 +131,7 @@ class Checkpoints:
         if trainer.out is not None and (stopping or done % trainer.config.checkpoint_every == 0):
             trainer.wall_seconds = time.perf_counter() - self.started
             try:
-                write_checkpoint(trainer.out, trainer.checkpoint())
+                write_checkpoint(trainer.out, snapshot(trainer))
             except StorageError as exc:  # keep training: the previous checkpoint is intact, the next may succeed
                 trainer.events.append({"step": done - 1, "event": f"checkpoint not written: {exc}",
                                        "action": "kept training; the previous checkpoint is intact"})

@@ -35,6 +35,7 @@ from ..balancers.pointwise import weighted_means
 from ..batches import evaluate_terms
 from .callbacks import Budget, Checkpoints, History, RollBack
 from .guard import stop_on_signals
+from .records import result
 from .stages import make_optimizer, set_chunk
 
 if TYPE_CHECKING:
@@ -168,4 +169,4 @@ def fit(trainer: Trainer, progress_bar: bool = True) -> Run:
         trainer.status = "completed"
     trainer.model.eval()
     trainer.wall_seconds = time.perf_counter() - started
-    return trainer.result(trainer.wall_seconds)
+    return result(trainer, trainer.wall_seconds)

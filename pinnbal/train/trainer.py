@@ -13,14 +13,14 @@ balanced step (:meth:`Trainer.step`):
    direction where the balancer is one.
 
 The loops that drive it (:func:`pinnbal.train.loop.fit`) are in :mod:`pinnbal.train.loop`, what watches them in
-:mod:`pinnbal.train.callbacks`, the checkpoint format in :meth:`Trainer.checkpoint`.
+:mod:`pinnbal.train.callbacks`, what a run records (checkpoint, metrics, config) in
+:mod:`pinnbal.train.records`.
 """
 
 from __future__ import annotations
 
-import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,11 +37,10 @@ from ..jacobian import JacobianEngine, ntk_traces, sync
 from ..loader import user_errors
 from ..nets import PINNModel, build_network
 from ..problem import Problem
-from ..version import __version__
 from .config import DTYPES, TrainConfig, adam_progress, lr_schedule, pick_device
 from .early_stop import EarlyStopping
 from .guard import StopFlag
-from .stages import check_size, make_optimizer, parse_stage, resolve
+from .stages import check_size, parse_stage, resolve
 
 
 @dataclass
@@ -283,50 +282,6 @@ class Trainer:
                 for m in self.balancer.multipliers(pointwise, self.batches.points, self.state)]
 
     # -- checkpoints ------------------------------------------------------------
-    def checkpoint(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: weights_only-loadable tensors, numbers, strings."""
-        return {
-            "model": self.model.state_dict(),
-            "adam": self.adam.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "lbfgs": None if self.lbfgs is None else self.lbfgs.state_dict(),
-            "lbfgs_multipliers": self.frozen,
-            "balancer": dict(self.state),
-            "batches": [None if x is None else x.detach() for _, x, _ in self.batches.items],
-            "sampler_rng": self.batches.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "history": self.history,
-            "counters": {"next_step": self.next_step, "lbfgs_done": self.lbfgs_done, "next_eval": self.next_eval,
-                         "lbfgs_previous": self.lbfgs_previous, "train_seconds": self.train_seconds,
-                         "wall_seconds": self.wall_seconds, "failures": self.failures, "events": self.events},
-            "early_stop": self.early.state(),
-            "jacobian": {"strategy": self.jacobian.strategy, "timings": self.jacobian.timings},
-        }
-
-    def restore(self, saved: dict[str, Any]) -> None:
-        if saved["lbfgs"] is not None:  # saved in the second stage: its precision first, so nothing is rounded
-            self.switch_precision()
-        self.model.load_state_dict(saved["model"])
-        self.adam.load_state_dict(saved["adam"])
-        self.scheduler.load_state_dict(saved["scheduler"])
-        if saved["lbfgs"] is not None:
-            self.lbfgs = make_optimizer(self.stage, self.params, self.config.log_every)
-            self.lbfgs.load_state_dict(saved["lbfgs"])
-            self.frozen = saved.get("lbfgs_multipliers")
-        self.state = dict(saved["balancer"])
-        self.batches.items = [(t, None if x is None or t.shares else
-                               x.to(self.device).requires_grad_(self.batches.needs_grad(t)), v)
-                              for (t, _, v), x in zip(self.batches.items, saved["batches"])]
-        self.batches.relink()
-        self.batches.rng.bit_generator.state = saved["sampler_rng"]
-        torch.set_rng_state(saved["torch_rng"])
-        self.history = list(saved["history"])
-        for name, value in saved["counters"].items():
-            setattr(self, name, value)
-        self.early.load(saved["early_stop"])
-        self.jacobian.strategy = saved["jacobian"]["strategy"]
-        self.jacobian.timings = dict(saved["jacobian"]["timings"])
-
     def predict(self, x: np.ndarray) -> np.ndarray:
         out = []
         mode = self.model.training
@@ -346,48 +301,3 @@ class Trainer:
         per = {o: float(np.linalg.norm(pred[:, j] - ref[:, j]) / max(np.linalg.norm(ref[:, j]), 1e-300))
                for j, o in enumerate(self.problem.outputs)}
         return overall, per
-
-    def result(self, wall: float) -> Run:
-        last = self.history[-1] if self.history else {}
-        rel, per = self.rel_l2() if self.eval_v is not None else (None, None)
-        steps_run = self.next_step + self.lbfgs_done
-        metrics = {
-            "problem": self.problem.name,
-            "balancer": self.balancer.name,
-            "balancer_spec": self.balancer.spec,
-            "seed": self.config.seed,
-            "status": self.status,
-            "steps": steps_run,
-            "adam_steps": self.next_step,
-            "lbfgs_iterations": self.lbfgs_done,
-            "wall_s": round(wall, 3),
-            "train_s": round(self.train_seconds, 3),
-            "ms_per_step": round(1000 * self.train_seconds / max(steps_run, 1), 3),
-            "rel_l2": rel,
-            "rel_l2_per_output": per,
-            "final_loss": last.get("loss"),
-            "final_losses": {t.name: last.get(f"loss/{t.name}") for t in self.terms},
-            "final_weights": {t.name: last.get(f"weight/{t.name}") for t in self.terms},
-            "unknowns": {k: float(v.detach()) for k, v in self.model.unknowns.items()},
-            "jacobian_strategy": self.jacobian.strategy if self.jacobian.timings or self.jacobian.strategy != "auto"
-            else None,
-            "jacobian_timings_ms": {k: round(1000 * v, 3) for k, v in self.jacobian.timings.items()},
-            "device": str(self.device),
-            "events": self.events,
-        }
-        return Run(self.problem, self.model, self.config, self.balancer.spec, self.history, metrics)
-
-    def config_record(self) -> dict[str, Any]:
-        return {
-            "problem": self.problem.name,
-            "problem_path": self.problem_path,
-            "balancer": self.balancer.spec,
-            "terms": [asdict(t) for t in self.terms],
-            "holdout_used": self.batches.holdout,  # --holdout, or more where a validation balancer needs it
-            "train": asdict(self.config),
-            "versions": {"pinnbal": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                         "python": platform.python_version()},
-            "machine": platform.platform(),
-        }
-
-

@@ -1,0 +1,109 @@
+"""What a run records about itself: the checkpoint a resume continues from (:func:`snapshot`,
+:func:`restore`), the final metrics (:func:`result`) and the configuration (:func:`config_record`)."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..version import __version__
+from .stages import make_optimizer
+from .trainer import Run, Trainer
+
+
+def snapshot(trainer: Trainer) -> dict[str, Any]:
+    """Everything needed to continue exactly: weights_only-loadable tensors, numbers, strings."""
+    return {
+        "model": trainer.model.state_dict(),
+        "adam": trainer.adam.state_dict(),
+        "scheduler": trainer.scheduler.state_dict(),
+        "lbfgs": None if trainer.lbfgs is None else trainer.lbfgs.state_dict(),
+        "lbfgs_multipliers": trainer.frozen,
+        "balancer": dict(trainer.state),
+        "batches": [None if x is None else x.detach() for _, x, _ in trainer.batches.items],
+        "sampler_rng": trainer.batches.rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "history": trainer.history,
+        "counters": {"next_step": trainer.next_step, "lbfgs_done": trainer.lbfgs_done, "next_eval": trainer.next_eval,
+                     "lbfgs_previous": trainer.lbfgs_previous, "train_seconds": trainer.train_seconds,
+                     "wall_seconds": trainer.wall_seconds, "failures": trainer.failures, "events": trainer.events},
+        "early_stop": trainer.early.state(),
+        "jacobian": {"strategy": trainer.jacobian.strategy, "timings": trainer.jacobian.timings},
+    }
+
+
+def restore(trainer: Trainer, saved: dict[str, Any]) -> None:
+    """Put ``trainer`` where :func:`snapshot` found it: the second stage's precision first, so nothing is rounded."""
+    if saved["lbfgs"] is not None:  # saved in the second stage: its precision first, so nothing is rounded
+        trainer.switch_precision()
+    trainer.model.load_state_dict(saved["model"])
+    trainer.adam.load_state_dict(saved["adam"])
+    trainer.scheduler.load_state_dict(saved["scheduler"])
+    if saved["lbfgs"] is not None:
+        trainer.lbfgs = make_optimizer(trainer.stage, trainer.params, trainer.config.log_every)
+        trainer.lbfgs.load_state_dict(saved["lbfgs"])
+        trainer.frozen = saved.get("lbfgs_multipliers")
+    trainer.state = dict(saved["balancer"])
+    trainer.batches.items = [(t, None if x is None or t.shares else
+                           x.to(trainer.device).requires_grad_(trainer.batches.needs_grad(t)), v)
+                          for (t, _, v), x in zip(trainer.batches.items, saved["batches"])]
+    trainer.batches.relink()
+    trainer.batches.rng.bit_generator.state = saved["sampler_rng"]
+    torch.set_rng_state(saved["torch_rng"])
+    trainer.history = list(saved["history"])
+    for name, value in saved["counters"].items():
+        setattr(trainer, name, value)
+    trainer.early.load(saved["early_stop"])
+    trainer.jacobian.strategy = saved["jacobian"]["strategy"]
+    trainer.jacobian.timings = dict(saved["jacobian"]["timings"])
+
+
+def result(trainer: Trainer, wall: float) -> Run:
+    """The run as it stands: history, model and the metrics ``metrics.json`` records."""
+    last = trainer.history[-1] if trainer.history else {}
+    rel, per = trainer.rel_l2() if trainer.eval_v is not None else (None, None)
+    steps_run = trainer.next_step + trainer.lbfgs_done
+    metrics = {
+        "problem": trainer.problem.name,
+        "balancer": trainer.balancer.name,
+        "balancer_spec": trainer.balancer.spec,
+        "seed": trainer.config.seed,
+        "status": trainer.status,
+        "steps": steps_run,
+        "adam_steps": trainer.next_step,
+        "lbfgs_iterations": trainer.lbfgs_done,
+        "wall_s": round(wall, 3),
+        "train_s": round(trainer.train_seconds, 3),
+        "ms_per_step": round(1000 * trainer.train_seconds / max(steps_run, 1), 3),
+        "rel_l2": rel,
+        "rel_l2_per_output": per,
+        "final_loss": last.get("loss"),
+        "final_losses": {t.name: last.get(f"loss/{t.name}") for t in trainer.terms},
+        "final_weights": {t.name: last.get(f"weight/{t.name}") for t in trainer.terms},
+        "unknowns": {k: float(v.detach()) for k, v in trainer.model.unknowns.items()},
+        "jacobian_strategy": trainer.jacobian.strategy if trainer.jacobian.timings or trainer.jacobian.strategy != "auto"
+        else None,
+        "jacobian_timings_ms": {k: round(1000 * v, 3) for k, v in trainer.jacobian.timings.items()},
+        "device": str(trainer.device),
+        "events": trainer.events,
+    }
+    return Run(trainer.problem, trainer.model, trainer.config, trainer.balancer.spec, trainer.history, metrics)
+
+
+def config_record(trainer: Trainer) -> dict[str, Any]:
+    """Everything ``config.json`` records to reproduce the run."""
+    return {
+        "problem": trainer.problem.name,
+        "problem_path": trainer.problem_path,
+        "balancer": trainer.balancer.spec,
+        "terms": [asdict(t) for t in trainer.terms],
+        "holdout_used": trainer.batches.holdout,  # --holdout, or more where a validation balancer needs it
+        "train": asdict(trainer.config),
+        "versions": {"pinnbal": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+        "machine": platform.platform(),
+    }
