@@ -439,3 +439,22 @@ def test_the_sweep_holdout_is_the_largest_any_balancer_uses(write_problem):
     # Batches.split's rule: at least one observation held out and one kept; a single one is shared
     assert [training_observations(n, h) for n, h in ((200, 0.2), (200, 0.0), (10, 0.01), (2, 0.9), (1, 0.2))] == [
         160, 200, 9, 1, 1]
+
+
+def test_a_run_another_sweep_finished_after_planning_is_kept_not_trained_again(tmp_path):
+    """Two sweeps on one directory: the second planned a run, the first finished it meanwhile; the second keeps
+    that result instead of training over it."""
+    import pinnbal as pb
+    from pinnbal.compare.execute import train_job
+    from pinnbal.compare.plan import pending, plan
+
+    settings = {"steps": 3, "lbfgs": 0, "width": 8, "depth": 1}
+    sweep = plan(["problems/poisson1d.py"], ["fixed"], 1, tmp_path / "sweep", 1e-2, settings)
+    todo, done = pending(sweep, force=False)
+    assert len(todo) == 1 and not done and todo[0].planned > 0
+    job = todo[0]
+    other = pb.train(job.problem_path, "fixed", out=job.out, force=True, seed=job.seed, render=False, **settings)
+    written = (job.out / "metrics.json").stat().st_mtime_ns
+    outcome = train_job(job, sweep.settings)
+    assert outcome.status == "completed" and outcome.rel_l2 == other.metrics["rel_l2"]
+    assert (job.out / "metrics.json").stat().st_mtime_ns == written  # not trained again

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PinnbalError
+from ..rundir import METRICS
 from ..storage import read_json
 from ..workflow import resume, train
 from .plan import FINAL, Job, Sweep
@@ -48,6 +49,9 @@ def train_job(job: Job, settings: dict[str, Any]) -> Outcome:
     if SIGNALLED:  # a worker told to stop before this run began: leave it for the next invocation
         return Outcome(job, "interrupted", None, "interrupted before it started", torch.get_num_threads())
     started = time.time()
+    finished = finished_meanwhile(job)
+    if finished is not None:
+        return Outcome(job, finished["status"], finished.get("rel_l2"), None, torch.get_num_threads())
     try:
         if job.resume:
             run = resume(job.out, render=True)
@@ -65,11 +69,24 @@ def train_job(job: Job, settings: dict[str, Any]) -> Outcome:
     return Outcome(job, run.metrics["status"], run.metrics["rel_l2"], None, torch.get_num_threads())
 
 
+def finished_meanwhile(job: Job) -> dict[str, Any] | None:
+    """The metrics of a run another process (a second sweep on the same directory) finished after this sweep
+    planned it: kept, never trained over."""
+    saved = written_after(job.out, job.planned, slack=0.0) if job.planned else None
+    return saved if saved is not None and saved.get("status") in FINAL else None
+
+
 def wrote_status(out: Path, since: float) -> str | None:
     """The status in ``out/metrics.json`` if that file was written after ``since``."""
+    return (written_after(out, since) or {}).get("status")
+
+
+def written_after(out: Path, since: float, slack: float = 1.0) -> dict[str, Any] | None:
+    """``out/metrics.json`` if it was written after ``since`` (less ``slack`` seconds, for coarse file-system
+    clocks; none where an older result must not count, such as a run finished just before a --force sweep)."""
     try:
-        if (out / "metrics.json").stat().st_mtime >= since - 1:  # -1: coarse file-system clocks
-            return read_json(out / "metrics.json").get("status")
+        if (out / METRICS).stat().st_mtime >= since - slack:
+            return read_json(out / METRICS)
     except (OSError, ValueError):
         pass
     return None

@@ -170,11 +170,9 @@ def plot_error_maps(groups: list[Group], title: str, path: Path):
     maps = []
     for group in groups:
         run = median_run(group)
-        if run is not None and (run.path / "predictions.npz").is_file():
-            with np.load(run.path / "predictions.npz") as saved:
-                if "reference" in saved:
-                    arrays = {k: saved[k] for k in saved.files}
-                    maps.append((group.entry.spec, run, arrays))
+        arrays = None if run is None else run.predictions()
+        if arrays is not None and "reference" in arrays:
+            maps.append((group.entry.spec, run, arrays))
     if not maps:
         return None
     from matplotlib.colors import LogNorm

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -12,7 +13,7 @@ from typing import Any, Iterable, Sequence
 from ..balancers import TermInfo, make_balancer
 from ..errors import OptionError
 from ..loader import load_problem
-from ..rundir import CHECKPOINT
+from ..rundir import CHECKPOINT, CONFIG, METRICS
 from ..storage import read_json
 from ..train import TrainConfig, pick_device
 from ..train.config import SPEC_SETTINGS, expand_settings
@@ -41,6 +42,7 @@ class Job:
     seed: int
     out: Path
     resume: bool = False  # an interrupted run with a checkpoint and this sweep's settings: continue it
+    planned: float = 0.0  # when the sweep chose to train it (time.time()): a result written later is not ours
 
     @property
     def label(self) -> str:
@@ -107,8 +109,8 @@ def config_difference(saved: dict[str, Any], expected: dict[str, Any]) -> str | 
 def saved_state(job: Job, sweep: Sweep) -> tuple[str | None, str | None]:
     """(status in metrics.json or None, how its config differs from the sweep's or None)."""
     try:
-        status = read_json(job.out / "metrics.json").get("status")
-        saved = read_json(job.out / "config.json")
+        status = read_json(job.out / METRICS).get("status")
+        saved = read_json(job.out / CONFIG)
     except (OSError, ValueError):
         return None, None
     return status, config_difference(saved, sweep.expected_config(job))
@@ -228,12 +230,13 @@ def pending(sweep: Sweep, force: bool) -> tuple[list[Job], list[Job]]:
     An interrupted run with a checkpoint and this sweep's settings is continued, not started again.
     """
     todo, done = [], []
+    now = time.time()
     for job in sweep.jobs:
         status, difference = saved_state(job, sweep)
         if not force and status == "interrupted" and difference is None and (job.out / CHECKPOINT).is_file():
-            todo.append(replace(job, resume=True))  # continue it from its checkpoint
+            todo.append(replace(job, resume=True, planned=now))  # continue it from its checkpoint
         elif force or status not in FINAL:
-            todo.append(job)
+            todo.append(replace(job, planned=now))
         elif difference is None:
             done.append(job)
         else:
