@@ -76,11 +76,11 @@ def report_row(group, anchor: Anchor | None, stem: str, first: bool) -> list[str
              f"{max(errors):.2e}" if errors else "–", f"{len(errors)}/{group.seeds}",
              f"{np.median(times):.0f}" if times else "–"]
     if goal is None or median is None:
-        cells += ["–" if goal is None else f"{goal:.0e}", "" if median is not None else "no completed run"]
+        cells += ["–" if goal is None else f"{goal:.1e}", "" if median is not None else "no completed run"]
     elif median <= goal:
-        cells += [f"{goal:.0e}: met", ""]
+        cells += [f"{goal:.1e}: met", ""]
     else:
-        cells += [f"{goal:.0e}: {median / goal:.3g}× over", limit(group)]
+        cells += [f"{goal:.1e}: {median / goal:.3g}× over", limit(group)]
     return cells + ([anchor.plain, anchor.balanced, anchor.best] if anchor and first else ["", "", ""])
 
 
