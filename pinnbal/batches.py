@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .nets import PINNModel
-from .points import Points
+from .points import Points, labelled
 from .problem import Problem
 
 #: candidate points scored per forward pass in residual-based sampling (bounds its memory)
@@ -179,7 +179,7 @@ def evaluate_terms(model: PINNModel, batches: Batches, balancer=None,
         p = shared.get(id(x))
         if p is None:
             p = shared[id(x)] = model.points(x, where=f"term {term.name!r}")
-        r = term.residual(p.about(f"term {term.name!r}"), values)
+        r = term.residual(labelled(p, f"term {term.name!r}"), values)
         residuals.append(r)
         pointwise.append(term.loss_fn(r).mean(dim=1))
     terms = [ell.mean() for ell in pointwise] if balancer is None else balancer.losses(pointwise, batches.points, state)

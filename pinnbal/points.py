@@ -41,11 +41,6 @@ class Points:
         self._outputs: torch.Tensor | None = None
         self._cache: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
 
-    def about(self, where: str) -> "Points":
-        """These points, with errors naming ``where`` (a term sharing another term's points)."""
-        self._where = where
-        return self
-
     # -- plain access -------------------------------------------------------
     @property
     def coords(self) -> torch.Tensor:
@@ -148,3 +143,10 @@ def split_coordinates(suffix: str, names: list[str]) -> tuple[list[str], str]:
         path.append(name)
         suffix = suffix[len(name):]
     return path, ""
+
+
+def labelled(p: Points, where: str) -> Points:
+    """``p`` with its errors naming ``where`` (a term evaluated on points it shares with another term); a
+    function, not a method: every public name of ``p`` is one a problem cannot use for a coordinate."""
+    p._where = where
+    return p
