@@ -86,7 +86,8 @@ def test_the_optimizer_spec_writes_out_the_adam_fields():
     got = expand_settings({"optimizer": "adam:steps=30,lr=1e-3,warmup=5,decay=0.5/10", "width": 8})
     assert got == {"steps": 30, "lr": 1e-3, "warmup": 5, "lr_decay": 0.5, "lr_decay_every": 10, "width": 8}
     assert expand_settings({"optimizer": "adam:decay=0.9"}) == {"lr_decay": 0.9}
-    assert expand_settings({"then": "ssbfgs:iters=7,dtype=float64"})["lbfgs"] == 7
+    assert expand_settings({"then": "ssbfgs:iters=7,dtype=float64"}) == {"then": "ssbfgs:dtype=float64", "lbfgs": 7}
+    assert expand_settings({"then": "lbfgs:iters=3"}) == {"then": "lbfgs", "lbfgs": 3}
     assert expand_settings({"optimizer": "adam:steps=30", "steps": 30})["steps"] == 30  # the same value twice
 
 

@@ -98,8 +98,11 @@ def expand_settings(settings: dict) -> dict:
     spec = settings.pop("optimizer", None)
     written = parse_optimizer(spec) if spec else {}
     iters = parse_stage(settings["then"]).iters if settings.get("then") else None
-    if iters is not None:
+    if iters is not None:  # written out as lbfgs and dropped from the spec, so a later --lbfgs cannot contradict it
         written["lbfgs"] = iters
+        name, _, rest = settings["then"].partition(":")
+        kept = [item for item in rest.split(",") if item.strip() and not item.strip().startswith("iters=")]
+        settings["then"] = name + (":" + ",".join(kept) if kept else "")
     for key, value in written.items():
         if settings.get(key) is not None and settings[key] != value:
             source = "--then" if key == "lbfgs" else "--optimizer"
