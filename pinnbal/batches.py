@@ -113,7 +113,7 @@ class Batches:
         ell = []
         for chunk in np.array_split(pool, max(1, math.ceil(len(pool) / CHUNK))):
             xt = torch.as_tensor(chunk, dtype=self.dtype, device=self.device).requires_grad_(term.needs_derivatives)
-            r = term.residual(model.points(xt, where=f"term {term.name!r}"), None)
+            r = term.residual(model.points(xt, where=f"term {term.name!r}", on_boundary=term.on_boundary), None)
             ell.append(term.loss_fn(r).mean(dim=1).detach().double().cpu().numpy())
         return np.concatenate(ell)
 
@@ -178,7 +178,7 @@ def evaluate_terms(model: PINNModel, batches: Batches, balancer=None,
             continue
         p = shared.get(id(x))
         if p is None:
-            p = shared[id(x)] = model.points(x, where=f"term {term.name!r}")
+            p = shared[id(x)] = model.points(x, where=f"term {term.name!r}", on_boundary=term.on_boundary)
         r = term.residual(labelled(p, f"term {term.name!r}"), values)
         residuals.append(r)
         pointwise.append(term.loss_fn(r).mean(dim=1))

@@ -1,11 +1,10 @@
-"""Domains and point sampling.
+"""Boxes and their faces.
 
 A :class:`Box` is an axis-aligned box whose keyword order is the column order
-of every point array (time is just another coordinate).  A :class:`Face`
-names faces of that box.  Points are drawn uniformly at random (default),
-or quasi-randomly with ``scipy.stats.qmc`` (Sobol, Latin hypercube): scipy's
-generators are maintained, scrambled and seedable, so we use them rather than
-writing our own low-discrepancy sequences.
+of every point array (time is just another coordinate); it is the simplest
+:class:`~pinnbal.csg.Shape` and combines with the others (``Box(...) - Disk(...)``).
+A :class:`Face` names faces of a box.  A plain box domain is sampled exactly:
+interior points straight from the sampler, faces in proportion to their area.
 """
 
 from __future__ import annotations
@@ -16,14 +15,13 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from scipy.stats import qmc
 
+from .csg import Shape
 from .errors import ProblemError
+from .sampling import shares, unit_samples
 
-SAMPLERS = ("uniform", "sobol", "lhs")
 
-
-class Box:
+class Box(Shape):
     """Axis-aligned box ``Box(x=(-1, 1), t=(0, 1))``; keyword order = column order.
 
     ``periodic="x"`` (or a list of names): the solution is periodic in x with
@@ -58,20 +56,6 @@ class Box:
         self.low = np.array(lows)
         self.high = np.array(highs)
 
-    @property
-    def dim(self) -> int:
-        return len(self.names)
-
-    @property
-    def features(self) -> int:
-        """The network's input width: one per coordinate, two (cos, sin) per periodic one."""
-        return self.dim + len(self.periodic)
-
-    def index(self, name: str) -> int:
-        if name not in self.names:
-            raise ProblemError(f"{name!r} is not a coordinate of the box; coordinates are {self.names}")
-        return self.names.index(name)
-
     def __repr__(self) -> str:
         spans = ", ".join(f"{n}=({lo:g}, {hi:g})" for n, lo, hi in zip(self.names, self.low, self.high))
         return f"Box({spans}" + (f", periodic={self.periodic}" if self.periodic else "") + ")"
@@ -91,23 +75,41 @@ class Box:
     def all_faces(self) -> list[tuple[int, float]]:
         return [(i, v) for i in range(self.dim) for v in (self.low[i], self.high[i])]
 
+    def is_box(self) -> bool:
+        return True
 
-def unit_samples(n: int, dim: int, rng: np.random.Generator, method: str) -> np.ndarray:
-    """``n`` points in the unit cube [0, 1]^dim by ``method`` (uniform | sobol | lhs)."""
-    if dim == 0:
-        return np.zeros((n, 0))
-    if method == "uniform":
-        return rng.random((n, dim))
-    # the scrambling seed is drawn from rng: handed rng itself, scipy spawns a child generator, and a spawn
-    # count is not part of rng's saved state, so a resumed run would scramble differently
-    if method == "sobol":
-        sampler = qmc.Sobol(d=dim, scramble=True, seed=np.random.default_rng(int(rng.integers(2**63))))
-        # Sobol balance needs powers of two; draw the next one up and keep n.
-        m = max(0, math.ceil(math.log2(max(n, 1))))
-        return sampler.random_base2(m)[:n]
-    if method == "lhs":
-        return qmc.LatinHypercube(d=dim, seed=np.random.default_rng(int(rng.integers(2**63)))).random(n)
-    raise ProblemError(f"unknown sampler {method!r}; choose one of {', '.join(SAMPLERS)}")
+    def sdf(self, x: np.ndarray) -> np.ndarray:
+        """Exact signed distance: q = |x − c| − h; outside ‖max(q, 0)‖, inside max_i q_i."""
+        q = np.abs(x - (self.low + self.high) / 2) - (self.high - self.low) / 2
+        return np.linalg.norm(np.maximum(q, 0.0), axis=1) + np.minimum(q.max(axis=1), 0.0)
+
+    def own_normal(self, x: np.ndarray) -> np.ndarray:
+        """±e_i of the face nearest each point (the axis where |x − c| − h is largest)."""
+        centre, half = (self.low + self.high) / 2, (self.high - self.low) / 2
+        axis = np.argmax(np.abs(x - centre) - half, axis=1)
+        n = np.zeros_like(x)
+        rows = np.arange(len(x))
+        n[rows, axis] = np.where(x[rows, axis] >= centre[axis], 1.0, -1.0)
+        return n
+
+    def boundary_measure(self) -> float:
+        return float(sum(np.prod(np.delete(self.high - self.low, axis)) for axis, _ in self.all_faces()))
+
+    def sample_own_boundary(self, n, rng, method):
+        return sample_faces(self, self.all_faces(), n, rng, method)
+
+    def reordered(self, names):
+        return Box(**{name: (self.low[self.index(name)], self.high[self.index(name)]) for name in names})
+
+    def __mul__(self, other: Shape) -> Shape:
+        """``Box(x=...) * Box(t=...)`` is one box over both; a box times any other shape is a product."""
+        if not isinstance(other, Box):
+            return super().__mul__(other)
+        clash = sorted(set(self.names) & set(other.names))
+        if clash:
+            raise ProblemError(f"{self!r} * {other!r}: both factors have coordinate {clash[0]!r}")
+        bounds = {n: (lo, hi) for box in (self, other) for n, lo, hi in zip(box.names, box.low, box.high)}
+        return Box(periodic=self.periodic + other.periodic, **bounds)
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,10 @@ class Face:
             object.__setattr__(self, "fixed", tuple((k, float(v)) for k, v in fixed.items()))
         except (TypeError, ValueError):
             raise ProblemError(f"Face: coordinate values must be numbers, got {fixed!r}") from None
+
+    def __repr__(self) -> str:
+        parts = [repr(n) for n in self.normals] + [f"{k}={v:g}" for k, v in self.fixed]
+        return f"Face({', '.join(parts)})"
 
     def resolve(self, box: Box, where: str) -> list[tuple[int, float]]:
         """The (axis, value) pairs this names on ``box``; a clear error if one is not a face."""
@@ -165,11 +171,7 @@ def sample_faces(
     point, would otherwise never be constrained.
     """
     areas = np.array([np.prod(np.delete(box.high - box.low, axis)) for axis, _ in faces])
-    counts = np.floor(n * areas / areas.sum()).astype(int)
-    # Hand out the remainder by largest fractional share, deterministically.
-    remainder = n - counts.sum()
-    shares = n * areas / areas.sum() - counts
-    counts[np.argsort(-shares, kind="stable")[:remainder]] += 1
+    counts = shares(n, areas)
     for empty in np.flatnonzero(counts == 0):  # one point each, taken from the best-served face
         counts[np.argmax(counts)] -= 1
         counts[empty] = 1

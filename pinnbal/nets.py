@@ -23,6 +23,7 @@ output transform (hard constraints).
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import torch
@@ -190,6 +191,8 @@ class PINNModel(nn.Module):
         self.register_buffer("center", (high + low) / 2)
         self.register_buffer("half_width", (high - low) / 2)
         self.periodic = [problem.domain.names.index(n) for n in problem.domain.periodic]
+        # id of a batch tensor -> (a weak reference to it, its normals); tensors compare elementwise, so no weak dict
+        self._normals: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
         self.network = network
         self.unknowns = nn.ParameterDict(
             {k: nn.Parameter(torch.tensor(float(v))) for k, v in problem.unknowns.items()}
@@ -234,5 +237,16 @@ class PINNModel(nn.Module):
                 matrices.append(m.weight)
         return matrices
 
-    def points(self, x: torch.Tensor, where: str) -> Points:
-        return Points(x, self.problem.domain.names, self.problem.outputs, self, dict(self.unknowns), where)
+    def points(self, x: torch.Tensor, where: str, on_boundary: bool = False) -> Points:
+        """The ``p`` of a term evaluated at ``x``; on boundary points ``p.nx`` and ``p.u_n`` are available."""
+        normals = (lambda: self.normals_at(x)) if on_boundary else None
+        return Points(x, self.problem.domain.names, self.problem.outputs, self, dict(self.unknowns), where, normals)
+
+    def normals_at(self, x: torch.Tensor) -> torch.Tensor:
+        """The domain's outward unit normal at the boundary points ``x``, computed once per batch tensor."""
+        held = self._normals.get(id(x))
+        if held is None or held[0]() is not x:
+            self._normals = {k: v for k, v in self._normals.items() if v[0]() is not None}  # batches redrawn since
+            n = self.problem.domain.normal(x.detach().cpu().double().numpy())
+            held = self._normals[id(x)] = (weakref.ref(x), torch.as_tensor(n, dtype=x.dtype, device=x.device))
+        return held[1]

@@ -9,6 +9,11 @@ coefficient.  Derivatives are computed lazily with ``torch.autograd.grad``
 mixed partials commute, so ``u_xt`` and ``u_tx`` share one cache entry.  Each
 autograd call returns the full gradient row (all coordinates at once), so
 ``u_xx`` and ``u_xt`` cost one backward pass together.
+
+On the points of a boundary term, ``p.nx`` (``n`` + a coordinate name) is a
+component of the domain's outward unit normal and ``p.u_n`` the normal
+derivative ∇u · n of an output (unless ``n`` names a coordinate, when
+``p.u_n`` is ∂u/∂n as always).
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ class Points:
         model: Callable[[torch.Tensor], torch.Tensor] | None = None,
         unknowns: dict[str, torch.Tensor] | None = None,
         where: str = "",
+        normals: Callable[[], torch.Tensor] | None = None,
     ):
         self._coords = coords
+        self._normals = normals
         self._coord_names = list(coord_names)
         self._output_names = list(output_names)
         self._model = model
@@ -73,6 +80,11 @@ class Points:
             return self.outputs[:, j : j + 1]
         if name in self._unknowns:
             return self._unknowns[name]
+        if name[:1] == "n" and name[1:] in self._coord_names:
+            i = self._coord_names.index(name[1:])
+            return self._normal()[:, i: i + 1]
+        if name.endswith("_n") and name[:-2] in self._output_names and "n" not in self._coord_names:
+            return self._normal_derivative(name[:-2])
         output, path = self._parse_derivative(name)
         return self.d(output, *path)
 
@@ -96,6 +108,18 @@ class Points:
             if self._output_names
             else f"{self._where}: p.{name} is unknown (known names: {', '.join(known)})"
         )
+
+    # -- normals ------------------------------------------------------------
+    def _normal(self) -> torch.Tensor:
+        if self._normals is None:
+            raise ProblemError(f"{self._where}: p.n{self._coord_names[0]}: normals exist only on boundary points "
+                               f"(the points of a pb.Boundary or pb.Initial term)")
+        return self._normals()
+
+    def _normal_derivative(self, output: str) -> torch.Tensor:
+        """∇u · n: the gradient row of ``output`` dotted with the outward normal."""
+        n = self._normal()
+        return sum(self.d(output, c) * n[:, i: i + 1] for i, c in enumerate(self._coord_names))
 
     # -- derivatives --------------------------------------------------------
     def d(self, output: str, *coords: str) -> torch.Tensor:

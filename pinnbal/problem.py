@@ -17,11 +17,13 @@ import numpy as np
 import torch
 
 from .errors import ProblemError
-from .geometry import Box, Face, sample_faces
+from .csg import PROBE, Shape
+from .geometry import Face
 from .losses import pointwise_loss
 from .points import Points
 from .recipe import Recipe
-from .reference import GridReference, LazyReference
+from .reference import GridReference, LazyReference, ScatteredReference
+from .selection import Selection
 
 Value = float | Callable[[Points], torch.Tensor]
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
@@ -38,6 +40,7 @@ class Term:
     needs_derivatives = True
     has_points = True  # False: a penalty on the parameters (regularisation), no batch
     shares: str | None = None  # resolved: the earlier term whose points this one trains on (points="name")
+    on_boundary = False  # its points lie on the boundary: p.nx and p.u_n are available
 
     def __init__(self, name: str, *, points: int, weight: float = 1.0, loss: str = "mse", outputs=None):
         self.name = name
@@ -61,7 +64,7 @@ class Term:
         if owner is not None:
             resolved.shares, resolved.points = owner.shares or owner.name, owner.points
         resolved.resolve(problem)
-        if owner is not None and getattr(resolved, "faces", None) != getattr(owner, "faces", None):
+        if owner is not None and getattr(resolved, "selection", None) != getattr(owner, "selection", None):
             raise ProblemError(f"term {self.name!r}: points={self.points!r} shares points on other faces; give both "
                                f"terms the same on=, or a number of points of its own")
         return resolved
@@ -130,19 +133,23 @@ class Residual(Term):
 
 
 class Boundary(Term):
-    """A condition on faces: ``value`` (Dirichlet) or ``residual`` (Neumann, Robin, ...).
+    """A condition on the boundary: ``value`` (Dirichlet) or ``residual`` (Neumann, Robin, ...).
 
-    ``on`` is a :class:`Face`; omitted, the whole boundary.  ``value`` is a
-    number or a callable of ``p`` returning (N, len(outputs)).
+    ``on`` is a :class:`Face`, a shape (``on=hole``: the boundary points on
+    its boundary) or a predicate ``lambda p: <bool tensor>``; omitted, the
+    whole boundary (see :mod:`pinnbal.selection`).  ``value`` is a number or a
+    callable of ``p`` returning (N, len(outputs)).  In ``residual``, ``p.nx``
+    and ``p.u_n`` are the outward normal and the normal derivative.
     """
 
     kind = "boundary"
+    on_boundary = True
 
     def __init__(
         self,
         name: str,
         *,
-        on: Face | None = None,
+        on: Face | Shape | Callable[[Points], torch.Tensor] | None = None,
         value: Value | None = None,
         residual: Callable[[Points], torch.Tensor] | None = None,
         outputs: Sequence[str] | None = None,
@@ -170,18 +177,14 @@ class Boundary(Term):
                 raise ProblemError(f"{where}: value={self.value!r} is not finite")
         if self.residual_fn is not None and not callable(self.residual_fn):
             raise ProblemError(f"{where}: residual= must be a function of p")
-        if self.on is None:
-            self.faces = problem.domain.all_faces()
-        elif isinstance(self.on, Face):
-            self.faces = self.on.resolve(problem.domain, where)
-        else:
-            raise ProblemError(f"{where}: on={self.on!r}; use pb.Face(...)")
-        if self.points < len(self.faces):
+        self.selection = Selection(problem.domain, self.on, where)
+        self.faces = self.selection.faces
+        if self.faces is not None and self.points < len(self.faces):
             raise ProblemError(f"{where}: points={self.points} on {len(self.faces)} faces; give at least one point "
                                f"per face (points={len(self.faces)} or more)")
 
     def sample(self, problem, rng, method):
-        return sample_faces(problem.domain, self.faces, self.points, rng, method), None
+        return self.selection.sample(self.points, rng, method), None
 
     def residual(self, p, values):
         where = f"term {self.name!r}"
@@ -203,7 +206,7 @@ class Initial(Boundary):
     def resolve(self, problem: "Problem") -> None:
         if self.on is None:
             if "t" not in problem.domain.names:
-                raise ProblemError(f"term {self.name!r}: Initial needs on=pb.Face(<time>=<start>); the box has no 't'")
+                raise ProblemError(f"term {self.name!r}: Initial needs on=pb.Face(<time>=<start>); the domain has no 't'")
             self.on = Face(t=float(problem.domain.low[problem.domain.index("t")]))
         super().resolve(problem)
 
@@ -241,6 +244,12 @@ class Data(Term):
         dom = problem.domain
         slack = 1e-9 * (dom.high - dom.low)  # rounding in the user's own arithmetic is not a mistake
         outside = (x < dom.low - slack) | (x > dom.high + slack)
+        beyond = ~dom.inside(x, PROBE * dom.diagonal)
+        if not outside.any() and beyond.any():
+            row = int(np.flatnonzero(beyond)[0])
+            raise ProblemError(f"{where}: {beyond.sum()} of {len(x)} observations lie outside the domain (row {row}: "
+                               f"{', '.join(f'{n} = {v:g}' for n, v in zip(dom.names, x[row]))}), in a hole or "
+                               f"beyond a curved edge of {dom!r}")
         if outside.any():
             rows, cols = np.nonzero(outside)
             c = cols[0]
@@ -400,15 +409,20 @@ class Problem:
     def time(self) -> str | None:
         """The time coordinate: the axis of the first ``pb.Initial`` term's face, else ``t`` if there is one."""
         initial = next((t for t in self.terms if t.kind == "initial"), None)
-        if initial is not None:
+        if initial is not None and initial.faces:
             return self.domain.names[initial.faces[0][0]]
         return "t" if "t" in self.domain.names else None
 
     def validate(self) -> None:
         if not isinstance(self.name, str) or not NAME.match(self.name):
             raise ProblemError(f"Problem name {self.name!r}: use letters, digits, '_' or '-', starting with a letter")
-        if not isinstance(self.domain, Box):
-            raise ProblemError(f"problem {self.name!r}: domain must be a pb.Box, got {type(self.domain).__name__}")
+        if not isinstance(self.domain, Shape):
+            raise ProblemError(f"problem {self.name!r}: domain must be a shape (pb.Box, pb.Disk, pb.Ball, pb.Polygon "
+                               f"or a combination), got {type(self.domain).__name__}")
+        if self.domain.volume_fraction() < 1e-3:
+            raise ProblemError(f"problem {self.name!r}: the domain {self.domain!r} fills "
+                               f"{self.domain.volume_fraction():.1e} of its bounding box, (near) zero volume; check "
+                               f"the shapes (a hole larger than the plate? an empty intersection?)")
         if not self.outputs or not all(isinstance(o, str) and o.isidentifier() for o in self.outputs):
             raise ProblemError(f"problem {self.name!r}: outputs={self.outputs!r}; need a list of names like ['u']")
         for name, value in self.unknowns.items():
@@ -445,9 +459,10 @@ class Problem:
         if dup:
             raise ProblemError(f"problem {self.name!r}: two terms are named {dup[0]!r}; term names must be unique")
         if self.reference is not None and not (
-            callable(self.reference) or isinstance(self.reference, (GridReference, LazyReference))
+            callable(self.reference) or isinstance(self.reference, (GridReference, LazyReference, ScatteredReference))
         ):
-            raise ProblemError(f"problem {self.name!r}: reference must be a function of p or a pb.GridReference")
+            raise ProblemError(f"problem {self.name!r}: reference must be a function of p, a pb.GridReference or a "
+                               f"pb.ScatteredReference")
         if self.transform is not None and not callable(self.transform):
             raise ProblemError(f"problem {self.name!r}: transform must be a function (p, u) -> u")
         if self.rules is not None and not callable(self.rules):
@@ -479,7 +494,21 @@ class Problem:
         x = np.tile((dom.low + dom.high) / 2, (mesh[0].size, 1))
         for i, m in enumerate(mesh):
             x[:, i] = m.ravel()
-        return axes, x, (self.reference_at(x) if callable(ref) else None)
+        return axes, x, self.reference_on(x)
+
+    def outside(self, x: np.ndarray) -> np.ndarray:
+        """Which points of a picture grid lie outside the domain (in a hole): drawn empty."""
+        return ~self.domain.inside(x, PROBE * self.domain.diagonal)
+
+    def reference_on(self, x: np.ndarray) -> np.ndarray | None:
+        """The reference at picture points ``x``, NaN outside the domain (None without a reference)."""
+        ref = self.reference
+        if ref is None or not (callable(ref) or isinstance(ref, ScatteredReference)):
+            return None
+        values = np.full((len(x), len(self.outputs)), np.nan)
+        inside = ~self.outside(x)
+        values[inside] = self.reference_at(x[inside]) if callable(ref) else ref.at(x[inside], self.outputs)
+        return values
 
     def reference_at(self, x: np.ndarray) -> np.ndarray:
         """The closed-form reference at points ``x`` (N, d), shape (N, m)."""
@@ -497,6 +526,8 @@ class Problem:
         """A human summary for ``pinnbal info``."""
         spans = ", ".join(f"{n} in [{lo:g}, {hi:g}]" for n, lo, hi in zip(self.domain.names, self.domain.low, self.domain.high))
         lines = [f"problem   {self.name}", f"domain    {spans}"]
+        if not self.domain.is_box():
+            lines[-1] += f"  (bounding box of {self.domain!r}, {self.domain.volume_fraction():.0%} of it inside)"
         if self.domain.periodic:
             lines.append(f"periodic  {', '.join(self.domain.periodic)} (exactly, through a cos/sin input map)")
         lines.append(f"outputs   {', '.join(self.outputs)}" + ("  (through transform=)" if self.transform else ""))
@@ -504,14 +535,15 @@ class Problem:
             lines.append("unknowns  " + ", ".join(f"{k} (init {v:g})" for k, v in self.unknowns.items()))
         lines.append("terms")
         for t in self.terms:
-            extra = f" on {len(t.faces)} face(s)" if hasattr(t, "faces") else ""
+            extra = t.selection.describe() if hasattr(t, "selection") else ""
             extra += f", the points of {t.shares}" if t.shares else ""
             if not t.has_points:
                 lines.append(f"  {t.name:<12} {t.kind:<9} {type(t).__name__} penalty on the network weights  "
                              f"weight {float(t.weight):g}")
                 continue
             lines.append(f"  {t.name:<12} {t.kind:<9} {t.points:>7} points  weight {float(t.weight):g}  loss {t.loss}{extra}")
-        ref = "none" if self.reference is None else ("closed form" if callable(self.reference) else "grid")
+        ref = "none" if self.reference is None else ("closed form" if callable(self.reference) else
+                                                     "scattered" if isinstance(self.reference, ScatteredReference) else "grid")
         lines.append(f"reference {ref}")
         if self.rules is not None:
             lines.append("rules     a weights(state) function, used with --balancer rules")

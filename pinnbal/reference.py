@@ -1,9 +1,11 @@
 """Reference solutions and the evaluation set that accuracy is measured on.
 
 A reference is either a callable of ``p`` (closed form; evaluated on a dense
-uniform grid of the box) or a :class:`GridReference` holding values on a
+uniform grid of the domain) or a :class:`GridReference` holding values on a
 tensor grid or at scattered points (from arrays, an ``.npz`` file, or a
-solver whose result is cached to disk on first use).
+solver whose result is cached to disk on first use), or a
+:class:`ScatteredReference`: values at the nodes of a mesh (a finite-element
+export), the usual form on a domain with holes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
+from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
 
 from .errors import ProblemError
 from .storage import atomic_write_bytes
@@ -143,3 +146,66 @@ class LazyReference:
 
     def arrays(self, coord_names: list[str], output_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
         return self.resolve().arrays(coord_names, output_names)
+
+
+class ScatteredReference:
+    """Reference values at scattered nodes: ``ScatteredReference(points=X, values=V)``.
+
+    ``X`` is (N, d), its columns the domain's coordinates in order; ``V`` is
+    (N, k), one column per output.  Accuracy is measured at the nodes
+    themselves (no interpolation); pictures interpolate onto their grid,
+    ``interpolation="linear"`` (default: piecewise linear on the Delaunay
+    triangulation of the nodes, scipy's ``LinearNDInterpolator``, NaN outside
+    their convex hull, so nothing is extrapolated) or ``"nearest"`` (the
+    value of the nearest node, everywhere).
+    """
+
+    def __init__(self, points, values, interpolation: str = "linear"):
+        try:
+            self.x = np.asarray(points, dtype=float)
+            self.values = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            raise ProblemError("ScatteredReference: points= and values= must be numeric arrays") from None
+        if self.x.ndim == 1:
+            self.x = self.x[:, None]
+        if self.values.ndim == 1:
+            self.values = self.values[:, None]
+        if self.x.ndim != 2 or self.values.ndim != 2 or len(self.x) != len(self.values) or len(self.x) == 0:
+            raise ProblemError(f"ScatteredReference: points {self.x.shape} and values {self.values.shape}; need "
+                               f"(N, d) and (N, k) with the same N > 0")
+        if not (np.all(np.isfinite(self.x)) and np.all(np.isfinite(self.values))):
+            raise ProblemError("ScatteredReference: points or values contain NaN or inf; drop those rows")
+        if interpolation not in ("linear", "nearest"):
+            raise ProblemError(f"ScatteredReference: interpolation={interpolation!r}; choose linear or nearest")
+        self.interpolation = interpolation
+        self.axes: dict = {}
+        self._interpolator = None
+
+    def resolve(self) -> "ScatteredReference":
+        return self
+
+    def arrays(self, coord_names: list[str], output_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        if self.x.shape[1] != len(coord_names):
+            raise ProblemError(f"reference: ScatteredReference points have {self.x.shape[1]} columns; the domain's "
+                               f"coordinates are {coord_names} ({len(coord_names)})")
+        if self.values.shape[1] != len(output_names):
+            raise ProblemError(f"reference: ScatteredReference values have {self.values.shape[1]} columns; the "
+                               f"problem's outputs are {output_names} ({len(output_names)})")
+        return self.x, self.values
+
+    def at(self, x: np.ndarray, output_names: list[str]) -> np.ndarray:
+        """The reference interpolated at ``x`` (M, d), shape (M, k)."""
+        self.arrays([""] * x.shape[1], output_names)
+        if self.x.shape[1] == 1:
+            order = np.argsort(self.x[:, 0])
+            nodes, values = self.x[order, 0], self.values[order]
+            if self.interpolation == "nearest":
+                pick = np.clip(np.searchsorted(nodes, x[:, 0]), 1, len(nodes) - 1)
+                pick -= np.abs(x[:, 0] - nodes[pick - 1]) < np.abs(x[:, 0] - nodes[pick])
+                return values[pick]
+            return np.stack([np.interp(x[:, 0], nodes, values[:, j], left=np.nan, right=np.nan)
+                             for j in range(values.shape[1])], axis=1)
+        if self._interpolator is None:
+            kind = LinearNDInterpolator if self.interpolation == "linear" else NearestNDInterpolator
+            self._interpolator = kind(self.x, self.values)
+        return np.asarray(self._interpolator(x)).reshape(len(x), -1)

@@ -104,7 +104,7 @@ def write_predictions(path: Path, problem: Problem, predict: Callable[[np.ndarra
     """The prediction (and reference) on a picture grid, so figures need no model rebuild."""
     axes, x, ref = problem.solution_grid(400 if problem.domain.dim == 1 else 200)
     arrays = {f"axis{i}": a for i, a in enumerate(axes)}
-    arrays |= {"n_axes": np.array(len(axes)), "points": x, "prediction": predict(x),
+    arrays |= {"n_axes": np.array(len(axes)), "points": x, "prediction": masked(problem, x, predict(x)),
                "coord_names": np.array(problem.domain.names), "output_names": np.array(problem.outputs),
                "time_name": np.array(problem.time or "")}
     if ref is not None:
@@ -132,10 +132,19 @@ def volume_arrays(problem: Problem, predict: Callable[[np.ndarray], np.ndarray],
     for i, m in enumerate(mesh):
         x[:, i] = m.ravel()
     arrays = {f"volume_axis{i}": a for i, a in enumerate(axes)}
-    arrays |= {"volume_points": x, "volume_prediction": predict(x)}
+    arrays |= {"volume_points": x, "volume_prediction": masked(problem, x, predict(x))}
     if callable(problem.reference):
-        arrays["volume_reference"] = problem.reference_at(x)
+        arrays["volume_reference"] = problem.reference_on(x)
     return arrays
+
+
+def masked(problem: Problem, x: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` at picture points ``x`` with NaN where ``x`` lies outside the domain (a hole is drawn empty)."""
+    if problem.domain.is_box():
+        return values
+    values = np.array(values, dtype=float)
+    values[problem.outside(x)] = np.nan
+    return values
 
 
 # -- reading ----------------------------------------------------------------------------------------------

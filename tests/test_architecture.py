@@ -12,8 +12,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pinnbal"
 #: bottom to top; a module may import its own layer and the layers below, never one above
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "storage", "version")),
-    ("problem contract", ("geometry", "points", "losses", "reference", "recipe", "problem", "loader", "solvers")),
-    ("engine", ("nets", "batches", "jacobian", "context", "adam", "lookahead")),
+    ("problem contract", ("sampling", "csg", "geometry", "shapes", "selection", "points", "losses", "reference",
+                          "recipe", "problem", "loader", "solvers")),
+    ("engine", ("nets", "forward", "batches", "jacobian", "context", "adam", "lookahead")),
     ("balancers", ("balancers",)),
     ("run directory", ("rundir",)),
     ("training", ("train",)),

@@ -66,7 +66,7 @@ def render_gif(run: SavedRun, pic: Picture, target: Path, frames: int = FRAMES) 
     for j, out in enumerate(pic.outputs):
         ax = grid[0, j]
         values = pred[..., j] if ref is None else np.concatenate([pred[..., j], ref[..., j]])
-        lo, hi = float(values.min()), float(values.max())
+        lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
         pad = 0.05 * (hi - lo or 1.0)
         ax.set(ylim=(lo - pad, hi + pad), ylabel=out)
         ax.grid(alpha=0.3)
@@ -74,7 +74,7 @@ def render_gif(run: SavedRun, pic: Picture, target: Path, frames: int = FRAMES) 
         if ref is not None:
             panel["ref"] = ax.plot(x, ref[0, :, j], "k-", lw=2.2, label="reference", zorder=1)[0]
             e_ax = grid[1, j]
-            e_ax.set(yscale="log", ylim=(max(float(err[..., j].min()), ERROR_FLOOR), float(err[..., j].max()) * 1.5),
+            e_ax.set(yscale="log", ylim=(max(float(np.nanmin(err[..., j])), ERROR_FLOOR), float(np.nanmax(err[..., j])) * 1.5),
                      ylabel=f"|error| of {out}")
             e_ax.grid(alpha=0.3, which="both")
             panel["err"] = e_ax.plot(x, err[0, :, j], "C0-", lw=1.2)[0]

@@ -92,7 +92,7 @@ def value_scale(*arrays: np.ndarray) -> tuple[str, Normalize]:
     Data count as signed when both signs reach 10 % of the largest magnitude (a
     positive solution with a slight undershoot stays sequential).
     """
-    lo, hi = min(float(a.min()) for a in arrays), max(float(a.max()) for a in arrays)
+    lo, hi = min(float(np.nanmin(a)) for a in arrays), max(float(np.nanmax(a)) for a in arrays)
     if min(-lo, hi) > 0.1 * max(-lo, hi):
         lim = max(-lo, hi)
         return SIGNED, Normalize(-lim, lim)

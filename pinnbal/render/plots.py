@@ -177,8 +177,8 @@ def solution_maps(pic: Picture):
         fig.colorbar(im, ax=list(grid[j, : len(pair)]), label=out, shrink=0.9)
         if pic.error is not None:
             err = pic.error[..., j]
-            im = draw_map(grid[j, 2], pic, err, ERROR, Normalize(0, max(float(err.max()), 1e-16)))
-            grid[j, 2].set_title(f"|error| {out} (max {err.max():.2e})")
+            im = draw_map(grid[j, 2], pic, err, ERROR, Normalize(0, max(float(np.nanmax(err)), 1e-16)))
+            grid[j, 2].set_title(f"|error| {out} (max {np.nanmax(err):.2e})")
             fig.colorbar(im, ax=grid[j, 2], label=f"|error| {out}", shrink=0.9)
     return fig
 
@@ -216,7 +216,7 @@ def plot_comparison(paths: list[str | Path], target: str | Path) -> Path:
     if any(len(p.axes) != 2 or p.error is None for p in pictures):
         raise PinnbalError("plot_comparison: needs runs of a problem in two coordinates with a reference")
     cmap, norm = value_scale(*(p.prediction[..., 0] for p in pictures))
-    top = max(max(float(p.error[..., 0].max()) for p in pictures), 1e-12)
+    top = max(max(float(np.nanmax(p.error[..., 0])) for p in pictures), 1e-12)
     err_norm = LogNorm(top * 1e-4, top)
     fig, grid = plt.subplots(len(runs), 3, figsize=(15, 3.8 * len(runs)), squeeze=False, layout="constrained")
     for (ax_u, ax_e, ax_w), run, pic in zip(grid, runs, pictures):

@@ -98,7 +98,7 @@ def scene_panels(vol: Volume, j: int) -> list[tuple[str, Callable]]:
     panels = [(f"PINN {out}: slices", slices("pred", f"{out} PINN", cmap, clim))]
     if vol.reference is None:
         return panels + [(f"PINN {out}: iso-surfaces", iso_surfaces(None, cmap, clim, f"{out} PINN, iso"))]
-    err_lim = [0.0, max(float(np.abs(pair[0] - pair[1]).max()), 1e-16)]
+    err_lim = [0.0, max(float(np.nanmax(np.abs(pair[0] - pair[1]))), 1e-16)]
     return panels + [
         (f"reference {out}: slices", slices("ref", f"{out} reference", cmap, clim)),
         (f"abs. error {out}: slices", slices("err", f"abs. error {out}", "magma", err_lim)),
@@ -183,7 +183,7 @@ def render_surface(run: SavedRun, picture, target: Path) -> Path:
     def draw(plotter):
         for j, out in enumerate(picture.outputs):
             u = picture.prediction[..., j]
-            height = u * (0.4 * span / max(float(np.abs(u).max()), 1e-12))
+            height = u * (0.4 * span / max(float(np.nanmax(np.abs(u))), 1e-12))
             surface = pv.StructuredGrid(mesh[0], mesh[1], height)
             scalars(surface, "pred", u)
             cmap, clim = value_range(u, *([] if picture.reference is None else [picture.reference[..., j]]))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import OptionError
-from ..geometry import SAMPLERS
+from ..sampling import SAMPLERS
 from ..nets import parse_rwf
 from ..problem import Problem
 from .stages import parse_stage
