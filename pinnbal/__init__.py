@@ -6,6 +6,7 @@ from the shell.
 """
 
 from .balancers import Balancer, Stats, TermInfo  # noqa: E402
+from .datafiles import find_data, read_comsol  # noqa: E402
 from .errors import OptionError, PinnbalError, ProblemError  # noqa: E402
 from .geometry import Box, Face  # noqa: E402
 from .shapes import Ball, Disk, Polygon  # noqa: E402
@@ -22,5 +23,5 @@ from .workflow import resume, train  # noqa: E402
 __all__ = [
     "Ball", "Balancer", "Box", "Disk", "Polygon", "ScatteredReference", "Boundary", "Data", "ElasticNet", "Face", "L1", "L2", "Regularisation", "GridReference", "Initial", "OptionError", "PinnbalError", "Points",
     "Problem", "ProblemError", "Recipe", "Residual", "Run", "SavedRun", "Stats", "TermInfo", "TrainConfig", "__version__",
-    "load_problem", "read_run", "resume", "train",
+    "find_data", "load_problem", "read_comsol", "read_run", "resume", "train",
 ]

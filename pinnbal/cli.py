@@ -102,6 +102,11 @@ def train_settings(args) -> dict:
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
+def add_data_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="DIR", help="the folder of the data files problem files read "
+                                                 "(e.g. a PINNacle checkout's ref/)")
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="pinnbal", description="Physics-informed neural networks with adaptive loss balancing.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -124,6 +129,7 @@ def add_run_command(sub) -> None:
     run.add_argument("problem", nargs="?", help="path to a problem file, e.g. problems/burgers.py")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
     add_train_options(run, given_only=True)  # unset flags come from the problem's recipe
+    add_data_option(run)
     run.add_argument("--out", help="run directory (default: runs/<problem>-<balancer>-s<seed>)")
     run.add_argument("--force", action="store_true", help="overwrite the run files in an existing --out")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -133,12 +139,14 @@ def add_run_command(sub) -> None:
 def add_small_commands(sub) -> None:
     """``pinnbal info``, ``balancers`` and ``render``."""
     info = sub.add_parser("info", help="describe a problem file")
+    add_data_option(info)
     info.add_argument("problem")
 
     sub.add_parser("balancers", help="list the balancers and their options")
 
     render = sub.add_parser("render", help="draw the figures of a run directory")
     render.add_argument("run_dir")
+    add_data_option(render)
     render.add_argument("--surface", action="store_true", help="also draw a 2D solution as a warped pyvista surface")
     render.add_argument("--gif", action="store_true", help="also animate a solution in (x, t) over time: "
                                                           "figures/solution.gif")
@@ -148,6 +156,7 @@ def add_bench_speed(suites) -> None:
     """``pinnbal bench speed``."""
     speed = suites.add_parser("speed", help="ms per step of every balancer against fixed; the Jacobian strategies")
     speed.add_argument("--problem", default="problems/burgers.py", help=DEFAULTS_HELP)
+    add_data_option(speed)
     speed.add_argument("--balancers", help="comma-separated balancer names (default: every registered one)")
     speed.add_argument("--steps", type=int, default=200, help="Adam steps per balancer " + DEFAULTS_HELP)
     speed.add_argument("--repeats", type=int, default=5, help="Jacobian timings to take the median of " + DEFAULTS_HELP)
@@ -183,6 +192,7 @@ def add_bench_accuracy(suites) -> None:
                      "burgers, helmholtz2d, poisson1d, wave1d, klein_gordon, allen_cahn, advection, cavity, "
                      "poisson3d, heat_inverse)")
     add_train_options(acc, given_only=True)
+    add_data_option(acc)
     acc.add_argument("--balancers", "--balancer", default="fixed,lra", help="balancer specs separated by commas "
                      + DEFAULTS_HELP)
     acc.add_argument("--seeds", type=int, default=3, help=DEFAULTS_HELP)
@@ -206,6 +216,7 @@ def add_compare_command(sub) -> None:
                     "the same command runs again.")
     compare.add_argument("problems", nargs="+", metavar="PROBLEM", help="problem files, e.g. problems/*.py")
     add_train_options(compare, given_only=True)
+    add_data_option(compare)
     compare.add_argument("--balancers", "--balancer", action="append", metavar="SPECS",
                          help="balancer specs separated by commas; a piece that is key=value (or term<target) "
                               "continues the options of the spec before it, so fixed,lra:alpha=0.9,every=10,relobralo "
@@ -386,6 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     from .workflow import Interrupted
 
     try:
+        if getattr(args, "data", None):
+            from .datafiles import use_data_dir
+
+            use_data_dir(args.data)
         return COMMANDS[args.command](args)
     except Interrupted as exc:
         sys.stderr.write(f"pinnbal: {exc}\n")

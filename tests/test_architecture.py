@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pinnbal"
 #: bottom to top; a module may import its own layer and the layers below, never one above
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "storage", "version")),
-    ("problem contract", ("sampling", "csg", "geometry", "shapes", "selection", "points", "losses", "reference",
+    ("problem contract", ("datafiles", "sampling", "csg", "geometry", "shapes", "selection", "points", "losses", "reference",
                           "recipe", "problem", "loader", "solvers")),
     ("engine", ("nets", "forward", "batches", "jacobian", "context", "adam", "lookahead")),
     ("balancers", ("balancers",)),
