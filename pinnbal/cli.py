@@ -184,24 +184,27 @@ def add_bench_deepxde(suites) -> None:
 
 
 def add_bench_accuracy(suites) -> None:
-    """``pinnbal bench accuracy``."""
-    acc = suites.add_parser("accuracy", conflict_handler="resolve",
-                            help="the benchmark problems with every balancer asked for; our errors beside the "
-                                 "published ones")
-    acc.add_argument("--problems", help="comma-separated suite names or problem files (default: the whole suite: "
-                     "burgers, helmholtz2d, poisson1d, wave1d, klein_gordon, allen_cahn, advection, cavity, "
-                     "poisson3d, heat_inverse)")
-    add_train_options(acc, given_only=True)
-    add_data_option(acc)
-    acc.add_argument("--balancers", "--balancer", default="fixed,lra", help="balancer specs separated by commas "
-                     + DEFAULTS_HELP)
-    acc.add_argument("--seeds", type=int, default=3, help=DEFAULTS_HELP)
-    acc.add_argument("--jobs", type=int, help="parallel training processes (default: min(runs, CPUs))")
-    acc.add_argument("--runs", default="runs/bench-accuracy", help="sweep directory; re-running skips finished "
-                     "runs " + DEFAULTS_HELP)
-    acc.add_argument("--out", help="also write the Markdown report to this file")
-    acc.add_argument("--quiet", action="store_true", help="no progress bar")
-
+    """``pinnbal bench accuracy`` and ``pinnbal bench pinnacle``: a suite of problem files swept, our errors beside
+    the published ones."""
+    for name, about, listing in (
+            ("accuracy", "the benchmark problems", "burgers, helmholtz2d, poisson1d, wave1d, klein_gordon, "
+                                                   "allen_cahn, advection, cavity, poisson3d, heat_inverse"),
+            ("pinnacle", "the PINNacle problems (problems/pinnacle/; their data: --data DIR)",
+             "burgers1d_c, poisson2d_c, poisson2d_cg, ns2d_c, ns2d_cg, wave1d_c, heat2d_ms, poisson_nd")):
+        acc = suites.add_parser(name, conflict_handler="resolve",
+                                help=f"{about} with every balancer asked for; our errors beside the published ones")
+        acc.add_argument("--problems", help=f"comma-separated suite names or problem files (default: the whole "
+                                            f"suite: {listing})")
+        add_train_options(acc, given_only=True)
+        add_data_option(acc)
+        acc.add_argument("--balancers", "--balancer", default="fixed,lra", help="balancer specs separated by commas "
+                         + DEFAULTS_HELP)
+        acc.add_argument("--seeds", type=int, default=3, help=DEFAULTS_HELP)
+        acc.add_argument("--jobs", type=int, help="parallel training processes (default: min(runs, CPUs))")
+        acc.add_argument("--runs", default=f"runs/bench-{name}", help="sweep directory; re-running skips finished "
+                         "runs " + DEFAULTS_HELP)
+        acc.add_argument("--out", help="also write the Markdown report to this file")
+        acc.add_argument("--quiet", action="store_true", help="no progress bar")
 
 def add_compare_command(sub) -> None:
     """``pinnbal compare``: balancers × seeds on one or more problems."""
@@ -292,7 +295,8 @@ def cmd_balancers(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    return {"speed": cmd_bench_speed, "deepxde": cmd_bench_deepxde, "accuracy": cmd_bench_accuracy}[args.suite](args)
+    return {"speed": cmd_bench_speed, "deepxde": cmd_bench_deepxde, "accuracy": cmd_bench_accuracy,
+            "pinnacle": cmd_bench_accuracy}[args.suite](args)
 
 
 def bench_command(suite: str) -> str:
@@ -326,6 +330,7 @@ def cmd_bench_speed(args) -> int:
 def cmd_bench_accuracy(args) -> int:
     """``pinnbal bench accuracy``: the suite's problems, our errors beside the published (:mod:`pinnbal.bench.accuracy`)."""
     from .bench.accuracy import accuracy_report
+    from .bench.pinnacle import pinnacle_report
 
     if args.seeds < 1:
         raise OptionError(f"--seeds {args.seeds}: need at least 1")
@@ -333,8 +338,9 @@ def cmd_bench_accuracy(args) -> int:
     settings = {k: v for k, v in train_settings(args).items() if k != "seed"}
     settings["weights"] = parse_weights(args.weights or "")
     first = args.seed or 0
-    report = accuracy_report(problems, [args.balancers], range(first, first + args.seeds), args.runs,
-                             bench_command("accuracy"), jobs=args.jobs, progress=not args.quiet, **settings)
+    report_of = pinnacle_report if args.suite == "pinnacle" else accuracy_report
+    report = report_of(problems, [args.balancers], range(first, first + args.seeds), args.runs,
+                       bench_command(args.suite), jobs=args.jobs, progress=not args.quiet, **settings)
     return write_report(report, args.out)
 
 

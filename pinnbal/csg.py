@@ -237,7 +237,11 @@ class Combination(Shape):
         return type(self)(self.a.reordered(names), self.b.reordered(names))
 
     def __repr__(self) -> str:
-        return f"({self.a!r} {self.symbol} {self.b!r})"
+        return f"{self.a!r} {self.symbol} {self.operand(self.b)}"
+
+    def operand(self, part: Shape) -> str:
+        """``part`` as the right operand: bracketed when it is itself a combination."""
+        return f"({part!r})" if isinstance(part, Combination) else repr(part)
 
 
 class Difference(Combination):
@@ -337,4 +341,5 @@ class Product(Shape):
         return self
 
     def __repr__(self) -> str:
-        return f"({self.space!r} * {self.time!r})"
+        space = f"({self.space!r})" if isinstance(self.space, Combination) else repr(self.space)
+        return f"{space} * {self.time!r}"

@@ -28,14 +28,15 @@ from ..errors import OptionError
 PROBLEMS_DIR = Path(__file__).resolve().parents[2] / "problems"
 
 
-def suite_paths(names: Sequence[str] | None) -> list[str]:
-    """Problem files: given paths as they are, suite names (``wave1d``) from ``problems/``."""
-    chosen = list(names) if names else SUITE
+def suite_paths(names: Sequence[str] | None, suite: Sequence[str] = SUITE, folder: Path = PROBLEMS_DIR,
+                command: str = "bench accuracy") -> list[str]:
+    """Problem files: given paths as they are, suite names (``wave1d``) from ``folder``."""
+    chosen = list(names) if names else list(suite)
     paths = []
     for name in chosen:
-        path = Path(name) if name.endswith(".py") else PROBLEMS_DIR / f"{name}.py"
+        path = Path(name) if name.endswith(".py") else folder / f"{name}.py"
         if not path.is_file():
-            raise OptionError(f"bench accuracy: no problem file {path}; the suite is {', '.join(SUITE)}")
+            raise OptionError(f"{command}: no problem file {path}; the suite is {', '.join(suite)}")
         paths.append(str(path))
     return paths
 
