@@ -91,7 +91,7 @@ def scene_panels(vol: Volume, j: int) -> list[tuple[str, Callable]]:
     def slices(name: str, label: str, cm: str, lim: list[float]):
         def add(pl, g):
             pl.add_mesh(g.outline(), color="grey")
-            pl.add_mesh(g.slice_orthogonal(), scalars=name, cmap=cm, clim=lim, lighting=False,
+            pl.add_mesh(g.slice_orthogonal(), scalars=name, cmap=cm, clim=lim, lighting=False, nan_opacity=0.0,
                         scalar_bar_args=bar(label))
         return add
 
