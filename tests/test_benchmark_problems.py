@@ -32,7 +32,7 @@ from pinnbal.solvers.allen_cahn import allen_cahn, jaxpi_grid
 from pinnbal.solvers.cavity import cavity
 
 NEW = ["wave1d", "klein_gordon", "allen_cahn", "advection", "cavity", "heat_inverse"]
-CLOSED_FORM = ["wave1d", "klein_gordon", "advection", "heat_inverse"]
+CLOSED_FORM = ["wave1d", "klein_gordon", "advection", "heat_inverse", "plate_with_hole"]
 
 
 def load(name: str) -> pb.Problem:
@@ -58,7 +58,9 @@ def term_residuals(problem: pb.Problem, model, unknowns=None, seed=0) -> dict[st
     for term in problem.terms:
         x, values = term.sample(problem, rng, "uniform")
         coords = torch.as_tensor(x, dtype=torch.float64).requires_grad_(term.needs_derivatives)
-        p = Points(coords, names, problem.outputs, lambda c: model(c, names), unknowns, where=term.name)
+        normals = torch.as_tensor(problem.domain.normal(x)) if term.on_boundary else None
+        p = Points(coords, names, problem.outputs, lambda c: model(c, names), unknowns, where=term.name,
+                   normals=lambda: normals)
         v = None if values is None else torch.as_tensor(values, dtype=torch.float64)
         out[term.name] = term.residual(p, v).detach().numpy()
     return out

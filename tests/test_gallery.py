@@ -36,6 +36,8 @@ IMAGES = {
                                  "causal-snapshots.png", "comparison.png", "error_vs_time.png", "causal_weights.png"],
     "06_compare_balancers": ["error_vs_step.png", "weights.png", "final_error.png", "error_maps.png"],
     "07_meta_loss_tuning": ["noisy.png", "phi.png", "helmholtz-error_vs_step.png"],  # results.md: under --runs
+    "08_plate_with_hole": ["fixed-losses.png", "fixed-solution.png", "lra-losses.png", "lra-solution.png",
+                           "fixed_vs_lra.png"],
 }
 
 
