@@ -209,3 +209,32 @@ def test_data_files_are_found_by_flag_or_environment_and_missing_ones_say_where(
     monkeypatch.setenv("MY_DATA", str(tmp_path))
     path = pb.find_data("u.dat", env="MY_DATA")
     np.testing.assert_array_equal(pb.read_comsol(path), [[0, 0, 1.5], [1, 0, 2.5]])
+
+
+@pytest.mark.parametrize("balancer", ["lra+rar:every=5", "rad:every=5", "causal", "sa"])
+def test_point_schemes_train_on_a_holed_space_time_domain(balancer, tmp_path):
+    """Residual-based sampling redraws inside the holed domain; causal slices its time; sa keeps point weights."""
+    problem = pb.Problem("holed_heat", (PLATE - HOLE) * pb.Box(t=(0.0, 1.0)), ["u"], [
+        pb.Residual("pde", lambda p: p.u_t - 0.1 * (p.u_xx + p.u_yy), points=128),
+        pb.Initial("ic", value=lambda p: torch.sin(p.x) * torch.cos(p.y), points=64),
+        pb.Boundary("walls", on=pb.Face("x", "y"), value=0.0, points=64),
+        pb.Boundary("hole", on=HOLE, residual=lambda p: p.u_n, points=32),
+    ])
+    run = pb.train(problem, balancer, steps=12, lbfgs=0, width=8, depth=1, out=tmp_path / "run", progress=False,
+                   render=False, eval_every=6)
+    assert run.metrics["status"] == "completed" and math.isfinite(run.metrics["final_loss"])
+
+
+def test_residual_based_redraws_stay_in_the_domain_and_on_the_selected_boundary():
+    from pinnbal.batches import Batches
+    from pinnbal.nets import PINNModel, build_network
+
+    problem = holey_problem(hole=pb.Boundary("hole", on=HOLE, residual=lambda p: p.u_n, points=32))
+    model = PINNModel(problem, build_network(2, 1, width=8, depth=1)).double()
+    batches = Batches(problem, pb.TrainConfig(), torch.device("cpu"), torch.float64)
+    largest = lambda ell, n, rng: np.argsort(-ell)[:n]  # noqa: E731
+    for k in (0, 1):
+        batches.redraw_by_residual(model, k, 4, largest)
+    pde, hole = (x.detach().numpy() for _, x, _ in batches.items)
+    assert pde.shape == (256, 2) and np.linalg.norm(pde, axis=1).min() >= 0.4
+    np.testing.assert_allclose(np.linalg.norm(hole, axis=1), 0.4)
