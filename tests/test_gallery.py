@@ -71,7 +71,7 @@ def quick_runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess,
                                           text=True), out)
     results = {}
     for name, (proc, out) in started.items():
-        stdout, stderr = proc.communicate(timeout=180)
+        stdout, stderr = proc.communicate(timeout=300)
         results[name] = (subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), out)
     return results
 
