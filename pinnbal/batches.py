@@ -6,18 +6,23 @@ the very tensor of ``other``); :func:`evaluate_terms` runs the model on them,
 once per distinct batch,
 and returns each term's residual, its pointwise loss ℓ_i and the term
 losses L_k, which the balancer's ``losses`` hook may form (per-point
-weights) instead of the plain mean.
+weights) instead of the plain mean.  The derivatives a batch's terms read
+(found once by running them on four points) are carried forward through the
+network (:mod:`pinnbal.forward`) unless ``--derivatives autograd``.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from . import forward
+from .errors import OptionError
 from .nets import PINNModel
 from .points import Points, labelled
 from .problem import Problem
@@ -42,6 +47,7 @@ class Batches:
         self.device, self.dtype = device, dtype
         self.part, self.holdout = part, holdout
         self.rng = np.random.default_rng(config.seed if part == "train" else [config.seed, 1])
+        self.keys: dict[str, frozenset | None] = {}  # owner term -> the derivatives its batch's terms read
         self.draw()
 
     def draw(self) -> None:
@@ -112,10 +118,38 @@ class Batches:
         """The pointwise loss ℓ of ``term`` at each point of ``pool`` (M, d), :data:`CHUNK` points at a time."""
         ell = []
         for chunk in np.array_split(pool, max(1, math.ceil(len(pool) / CHUNK))):
-            xt = torch.as_tensor(chunk, dtype=self.dtype, device=self.device).requires_grad_(term.needs_derivatives)
-            r = term.residual(model.points(xt, where=f"term {term.name!r}", on_boundary=term.on_boundary), None)
+            xt = torch.as_tensor(chunk, dtype=self.dtype, device=self.device)
+            if self.derivative_keys(model, term.shares or term.name) is None:  # autograd needs a graph
+                r = term.residual(self.term_points(model, term, xt.requires_grad_(term.needs_derivatives)), None)
+            else:
+                with torch.no_grad():
+                    r = term.residual(self.term_points(model, term, xt), None)
             ell.append(term.loss_fn(r).mean(dim=1).detach().double().cpu().numpy())
         return np.concatenate(ell)
+
+    def derivative_keys(self, model: PINNModel, owner: str) -> frozenset | None:
+        """The (output, coordinates) derivatives the terms on ``owner``'s points read, to be taken forward;
+        None: by autograd (``--derivatives autograd``, or a network without forward rules under ``auto``)."""
+        if owner not in self.keys:
+            mode = getattr(self.config, "derivatives", "autograd")
+            reason = None if mode == "autograd" else forward.supports(model)
+            if mode == "forward" and reason is not None:
+                raise OptionError(f"--derivatives forward: {reason}; use --derivatives autograd")
+            if mode == "auto" and reason is not None and not self.keys:
+                sys.stderr.write(f"pinnbal: derivatives by autograd: {reason}\n")
+            if mode == "autograd" or reason is not None:
+                self.keys[owner] = None
+            else:
+                items = [(t, x, v) for t, x, v in self.items if x is not None and (t.shares or t.name) == owner]
+                self.keys[owner] = forward.term_keys(model, [t for t, _, _ in items], items[0][1],
+                                                     [v for _, _, v in items])
+        return self.keys[owner]
+
+    def term_points(self, model: PINNModel, term, x: torch.Tensor) -> Points:
+        """The ``p`` of ``term`` on ``x`` (one of its batch's tensors, or candidates like them)."""
+        p = model.points(x, where=f"term {term.name!r}", on_boundary=term.on_boundary)
+        keys = self.derivative_keys(model, term.shares or term.name)
+        return p if keys is None else forward.as_forward(p, keys)
 
     def cast(self, dtype: torch.dtype) -> None:
         """Every batch (points and values) in ``dtype`` from now on, later draws included."""
@@ -178,7 +212,7 @@ def evaluate_terms(model: PINNModel, batches: Batches, balancer=None,
             continue
         p = shared.get(id(x))
         if p is None:
-            p = shared[id(x)] = model.points(x, where=f"term {term.name!r}", on_boundary=term.on_boundary)
+            p = shared[id(x)] = batches.term_points(model, term, x)
         r = term.residual(labelled(p, f"term {term.name!r}"), values)
         residuals.append(r)
         pointwise.append(term.loss_fn(r).mean(dim=1))

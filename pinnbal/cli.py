@@ -79,6 +79,8 @@ def add_train_options(p: argparse.ArgumentParser, given_only: bool = False) -> N
     add("--sampler", default=d.sampler, help="uniform, sobol or lhs " + DEFAULTS_HELP)
     add("--resample-every", type=int, default=d.resample_every, help="redraw points every N steps, 0: never " + DEFAULTS_HELP)
     add("--jacobian", default=d.jacobian, help="per-term gradients: auto, loop or batched " + DEFAULTS_HELP)
+    add("--derivatives", default=d.derivatives, help="p.u_xx by: forward (carried through the layers in closed "
+        "form, one backward), autograd (nested), auto (forward where the network allows) " + DEFAULTS_HELP)
     add("--log-every", type=int, default=d.log_every, help=DEFAULTS_HELP)
     add("--eval-every", type=int, default=d.eval_every, help=DEFAULTS_HELP)
     add("--checkpoint-every", type=int, default=d.checkpoint_every,

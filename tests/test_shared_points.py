@@ -60,13 +60,16 @@ def test_shared_terms_hold_one_tensor_and_get_one_forward_pass(stokes):
     problem = pb.load_problem(stokes())
     assert [t.shares for t in problem.terms] == [None, "momentum_x", "momentum_x", None, "walls"]
     assert [t.points for t in problem.terms] == [256, 256, 256, 128, 128]
-    trainer = Trainer(problem, "fixed", TrainConfig(**SMALL))
+    trainer = Trainer(problem, "fixed", TrainConfig(**SMALL, derivatives="autograd"))
     x = [x for _, x, _ in trainer.batches.items]
     assert x[1] is x[0] and x[2] is x[0] and x[4] is x[3] and x[0].requires_grad and x[3].requires_grad
     calls = []
     trainer.model.network.register_forward_hook(lambda *args: calls.append(1))
     values = evaluate_terms(trainer.model, trainer.batches)
     assert len(calls) == 2  # one forward per distinct batch: the interior and the walls
+    # carried forward, one propagation per distinct batch too: the derivatives are found per owner
+    forward = Trainer(problem, "fixed", TrainConfig(**SMALL, derivatives="forward"))
+    assert set(forward.batches.keys) == {"momentum_x", "walls"}
     # each term's loss is its own residual on the shared points
     p = pb.Points(x[0], ["x", "y"], ["u", "v"], trainer.model, {}, "check")
     torch.testing.assert_close(values.terms[2], (p.u_x + p.v_y).square().mean())

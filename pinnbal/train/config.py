@@ -19,6 +19,10 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEFAULT_BALANCER = "lra"
 
 
+#: how derivatives are taken (pinnbal.forward, pinnbal.points)
+DERIVATIVES = ("auto", "forward", "autograd")
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a run; saved as ``config.json``."""
@@ -43,6 +47,7 @@ class TrainConfig:
     sampler: str = "uniform"
     resample_every: int = 0  # 0: keep the first batch
     jacobian: str = "auto"
+    derivatives: str = "auto"  # p.u_xx by: forward (carried through the layers), autograd, auto (forward if it can)
     log_every: int = 10
     eval_every: int = 500
     checkpoint_every: int = 500  # steps between checkpoints (needs a run directory)
@@ -74,6 +79,8 @@ class TrainConfig:
             raise OptionError(f"--fourier-scale {self.fourier_scale}: need a positive number")
         if self.dtype not in DTYPES:
             raise OptionError(f"--dtype {self.dtype}: choose one of {', '.join(DTYPES)}")
+        if self.derivatives not in DERIVATIVES:
+            raise OptionError(f"--derivatives {self.derivatives}: choose one of {', '.join(DERIVATIVES)}")
         if self.sampler not in SAMPLERS:
             raise OptionError(f"--sampler {self.sampler}: choose one of {', '.join(SAMPLERS)}")
         unknown = sorted(set(self.weights) - set(problem.term_names))
