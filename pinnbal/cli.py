@@ -163,6 +163,8 @@ def add_bench_speed(suites) -> None:
     speed.add_argument("--steps", type=int, default=200, help="Adam steps per balancer " + DEFAULTS_HELP)
     speed.add_argument("--repeats", type=int, default=5, help="Jacobian timings to take the median of " + DEFAULTS_HELP)
     speed.add_argument("--rounds", type=int, default=3, help="timings per balancer, the fastest kept " + DEFAULTS_HELP)
+    speed.add_argument("--derivative-problems", help="problem files (or names in problems/) to time both derivative "
+                       "engines on, comma-separated; all: every problem in problems/ (default: --problem)")
     speed.add_argument("--width", type=int, default=32, help=DEFAULTS_HELP)
     speed.add_argument("--depth", type=int, default=4, help=DEFAULTS_HELP)
     speed.add_argument("--out", help="also write the Markdown report to this file")
@@ -324,8 +326,16 @@ def cmd_bench_speed(args) -> int:
     if min(args.steps, args.repeats, args.rounds) < 1:
         raise OptionError("bench: --steps, --repeats and --rounds must be >= 1")
     names = [n.strip() for n in args.balancers.split(",") if n.strip()] if args.balancers else None
+    derivative_problems = None
+    if args.derivative_problems:
+        from .bench.accuracy import PROBLEMS_DIR, suite_paths
+
+        every = sorted(p.stem for p in PROBLEMS_DIR.glob("*.py"))
+        chosen = every if args.derivative_problems == "all" else [
+            n.strip() for n in args.derivative_problems.split(",") if n.strip()]
+        derivative_problems = suite_paths(chosen, every, PROBLEMS_DIR, "bench speed --derivative-problems")
     report = speed_report(args.problem, names, args.steps, args.repeats, bench_command("speed"),
-                          {"width": args.width, "depth": args.depth}, args.rounds)
+                          {"width": args.width, "depth": args.depth}, args.rounds, derivative_problems)
     return write_report(report, args.out)
 
 

@@ -67,6 +67,21 @@ def sharing_speed(problem_path: str, steps: int, settings: dict, rounds: int = 1
     return best
 
 
+def derivative_speed(problem_paths: list[str], steps: int, settings: dict, rounds: int = 1) -> list[dict]:
+    """ms/step of ``fixed`` on each problem with its derivatives by nested autograd and carried forward
+    (:mod:`pinnbal.forward`); the two alternate within each round, the fastest of ``rounds`` is kept."""
+    rows = []
+    for path in problem_paths:
+        problem = load_problem(path)
+        best = {engine: float("inf") for engine in ("autograd", "forward")}
+        for r in range(rounds):
+            for engine in list(best)[r % 2:] + list(best)[: r % 2]:
+                run = train(problem, "fixed", steps=steps, lbfgs=0, eval_every=10**9, derivatives=engine, **settings)
+                best[engine] = min(best[engine], run.metrics["ms_per_step"])
+        rows.append({"problem": Path(path).stem, **best, "speedup": best["autograd"] / best["forward"]})
+    return rows
+
+
 def separate_points(problem: Problem) -> Problem:
     """``problem`` with every term drawing points of its own (the counts of the term it shared with)."""
     own = copy.copy(problem)
@@ -99,7 +114,7 @@ def machine() -> str:
 
 
 def speed_report(problem_path: str, balancers: list[str] | None, steps: int, repeats: int, command: str,
-                 settings: dict, rounds: int = 1) -> str:
+                 settings: dict, rounds: int = 1, derivative_problems: list[str] | None = None) -> str:
     """The Markdown report of ``pinnbal bench speed``."""
     names = balancers or [n for n in BALANCERS]
     rows = balancer_speed(problem_path, names, steps, settings, rounds)
@@ -114,6 +129,12 @@ def speed_report(problem_path: str, balancers: list[str] | None, steps: int, rep
     lines += ["", "One per-term Jacobian (K × P) on the same graph, median of "
               f"{repeats}: loop of K backward passes {jac['loop']:.1f} ms, one vmapped pass {jac['batched']:.1f} ms.",
               ""]
+    engines = derivative_speed(derivative_problems or [problem_path], steps, settings, rounds)
+    lines += [f"Derivatives (`fixed`, fastest of {rounds} round(s), the engines alternating): nested autograd "
+              f"against carried forward through the layers (`--derivatives`).", "",
+              "| problem | autograd ms / step | forward ms / step | speed-up |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['problem']} | {r['autograd']:.2f} | {r['forward']:.2f} | {r['speedup']:.2f}× |" for r in engines]
+    lines.append("")
     sharing = sharing_speed(problem_path, steps, settings, rounds)
     if sharing is not None:
         lines += [f"Terms sharing points (`fixed`, fastest of {rounds} round(s)): {sharing['shared']:.2f} ms/step as "
