@@ -7,7 +7,7 @@ once per distinct batch,
 and returns each term's residual, its pointwise loss ℓ_i and the term
 losses L_k, which the balancer's ``losses`` hook may form (per-point
 weights) instead of the plain mean.  The derivatives a batch's terms read
-(found once by running them on four points) are carried forward through the
+(found once by running them on the first batch) are carried forward through the
 network (:mod:`pinnbal.forward`) unless ``--derivatives autograd``.
 """
 
@@ -48,6 +48,7 @@ class Batches:
         self.part, self.holdout = part, holdout
         self.rng = np.random.default_rng(config.seed if part == "train" else [config.seed, 1])
         self.keys: dict[str, frozenset | None] = {}  # owner term -> the derivatives its batch's terms read
+        self.compiled: dict[str, forward.Compiled] | None = None  # owner term -> its compiled losses (--compile)
         self.draw()
 
     def draw(self) -> None:
@@ -141,8 +142,9 @@ class Batches:
                 self.keys[owner] = None
             else:
                 items = [(t, x, v) for t, x, v in self.items if x is not None and (t.shares or t.name) == owner]
+                # probed on the whole batch: a mistake in the user's residual reads as on any other step
                 self.keys[owner] = forward.term_keys(model, [t for t, _, _ in items], items[0][1],
-                                                     [v for _, _, v in items])
+                                                     [v for _, _, v in items], n=len(items[0][1]))
         return self.keys[owner]
 
     def term_points(self, model: PINNModel, term, x: torch.Tensor) -> Points:
@@ -150,6 +152,14 @@ class Batches:
         p = model.points(x, where=f"term {term.name!r}", on_boundary=term.on_boundary)
         keys = self.derivative_keys(model, term.shares or term.name)
         return p if keys is None else forward.as_forward(p, keys)
+
+    def compiled_losses(self, model: PINNModel, owner: str) -> forward.Compiled:
+        """``owner``'s batch as one compiled function (x, values) → [(residual, ℓ)] of its terms (made on first
+        use; see :mod:`pinnbal.train.compiling`)."""
+        if owner not in self.compiled:
+            terms = [t for t, x, _ in self.items if x is not None and (t.shares or t.name) == owner]
+            self.compiled[owner] = forward.compiled_batch_losses(model, terms, self.derivative_keys(model, owner))
+        return self.compiled[owner]
 
     def cast(self, dtype: torch.dtype) -> None:
         """Every batch (points and values) in ``dtype`` from now on, later draws included."""
@@ -166,6 +176,7 @@ class Batches:
         is its own.
         """
         view = copy.copy(self)
+        view.compiled = None  # a view is evaluated by other models (look-ahead, NTK): never the compiled loss
         view.items = [(t, None, None) if x is None else
                       (t, x[:n].detach().clone().requires_grad_(x.requires_grad), None if v is None else v[:n])
                       for t, x, v in self.items]
@@ -205,10 +216,20 @@ def evaluate_terms(model: PINNModel, batches: Batches, balancer=None,
     """Every term's residual and pointwise loss; the term losses by ``balancer.losses`` (default: means)."""
     residuals, pointwise = [], []
     shared: dict[int, Points] = {}  # one Points (forward pass, derivative cache) per distinct batch tensor
+    compiled: dict[str, object] = {}  # owner -> the iterator over its terms' (residual, ℓ) (--compile)
     for term, x, values in batches.items:
         if x is None:  # a regularisation term: a penalty on the parameters, one "point"
             residuals.append(None)
             pointwise.append(term.penalty(model).reshape(1))
+            continue
+        if batches.compiled is not None:
+            owner = term.shares or term.name
+            if owner not in compiled:
+                observed = [v for t, x_, v in batches.items if x_ is not None and (t.shares or t.name) == owner]
+                compiled[owner] = iter(batches.compiled_losses(model, owner)(x, observed))
+            r, ell = next(compiled[owner])
+            residuals.append(r)
+            pointwise.append(ell)
             continue
         p = shared.get(id(x))
         if p is None:

@@ -21,6 +21,8 @@ DEFAULT_BALANCER = "lra"
 
 #: how derivatives are taken (pinnbal.forward, pinnbal.points)
 DERIVATIVES = ("auto", "forward", "autograd")
+#: whether the Adam stage's loss runs under torch.compile (pinnbal.train.compiling)
+COMPILE = ("auto", "on", "off")
 
 
 @dataclass
@@ -48,6 +50,7 @@ class TrainConfig:
     resample_every: int = 0  # 0: keep the first batch
     jacobian: str = "auto"
     derivatives: str = "auto"  # p.u_xx by: forward (carried through the layers), autograd, auto (forward if it can)
+    compile: str = "auto"  # the Adam stage's loss under torch.compile: on, off, auto (off: see pinnbal.train.compiling)
     log_every: int = 10
     eval_every: int = 500
     checkpoint_every: int = 500  # steps between checkpoints (needs a run directory)
@@ -81,6 +84,8 @@ class TrainConfig:
             raise OptionError(f"--dtype {self.dtype}: choose one of {', '.join(DTYPES)}")
         if self.derivatives not in DERIVATIVES:
             raise OptionError(f"--derivatives {self.derivatives}: choose one of {', '.join(DERIVATIVES)}")
+        if self.compile not in COMPILE:
+            raise OptionError(f"--compile {self.compile}: choose one of {', '.join(COMPILE)}")
         if self.sampler not in SAMPLERS:
             raise OptionError(f"--sampler {self.sampler}: choose one of {', '.join(SAMPLERS)}")
         unknown = sorted(set(self.weights) - set(problem.term_names))

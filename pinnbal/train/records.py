@@ -78,7 +78,9 @@ def result(trainer: Trainer, wall: float) -> Run:
         "lbfgs_iterations": trainer.lbfgs_done,
         "wall_s": round(wall, 3),
         "train_s": round(trainer.train_seconds, 3),
-        "ms_per_step": round(1000 * trainer.train_seconds / max(steps_run, 1), 3),
+        "ms_per_step": round(1000 * (trainer.train_seconds - (trainer.compile_s or 0.0))
+                             / max(steps_run - (trainer.compile_s is not None), 1), 3),
+        "compile_s": None if trainer.compile_s is None else round(trainer.compile_s, 3),
         "rel_l2": rel,
         "rel_l2_per_output": per,
         "final_loss": last.get("loss"),

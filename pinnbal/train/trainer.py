@@ -34,6 +34,7 @@ from ..batches import Batches, evaluate_terms, term_losses
 from ..context import TrainingContext
 from ..errors import ProblemError
 from ..jacobian import JacobianEngine, ntk_traces, sync
+from .compiling import switch_on
 from ..loader import user_errors
 from ..nets import PINNModel, build_network
 from ..problem import Problem
@@ -95,6 +96,7 @@ class Trainer:
         self.stop = StopFlag()
         self.on_row: list[Callable[[dict[str, Any]], None]] = []  # called with every history row as it is recorded
         self.probe()
+        switch_on(self)
 
     def build_model(self) -> None:
         """The network (seeded), its trainable parameters, and the subset per-term gradients are taken over:
@@ -142,6 +144,7 @@ class Trainer:
         self.lbfgs_done = 0  # second-stage iterations done
         self.lbfgs_previous: float | None = None  # loss at the start of the last second-stage chunk
         self.train_seconds = 0.0
+        self.compile_s: float | None = None  # first-call compile time of the Adam stage's loss (--compile on)
         self.wall_seconds = 0.0
         self.next_eval = 0
         self.status = "running"
@@ -199,7 +202,10 @@ class Trainer:
     def clock(self, tick: float) -> None:
         """Count the training time since ``tick`` (after the device has finished the step)."""
         sync(self.device)
-        self.train_seconds += time.perf_counter() - tick
+        elapsed = time.perf_counter() - tick
+        if self.batches.compiled is not None and self.compile_s is None:
+            self.compile_s = elapsed  # the first compiled step: tracing, compiling forward and backward, the step
+        self.train_seconds += elapsed
 
     def resample_by_residual(self) -> None:
         """Residual-based adaptive sampling of the scheme's terms from fresh candidates: RAD replaces their
@@ -258,6 +264,7 @@ class Trainer:
 
     def switch_precision(self) -> None:
         """Cast the network, its unknowns and every batch to the second stage's dtype, once, at the switch."""
+        self.batches.compiled = None  # the second stage runs eagerly (a float64 graph would compile anew)
         dtype = self.stage.torch_dtype
         if dtype == self.dtype:
             return

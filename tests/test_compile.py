@@ -1,0 +1,42 @@
+"""``--compile``: the Adam stage's loss under torch.compile matches the eager one; runs it cannot serve say why."""
+import math
+
+import pytest
+
+import pinnbal as pb
+from pinnbal.errors import OptionError
+
+TINY = dict(steps=6, lbfgs=3, width=8, depth=1, eval_every=3, log_every=1)
+
+
+def test_a_compiled_run_follows_the_eager_one_and_reports_its_compile_time(tmp_path):
+    eager = pb.train("problems/poisson1d.py", "lra", compile="off", out=tmp_path / "eager", **TINY)
+    compiled = pb.train("problems/poisson1d.py", "lra", compile="on", out=tmp_path / "compiled", **TINY)
+    assert eager.metrics["compile_s"] is None
+    assert compiled.metrics["compile_s"] > 0 and compiled.metrics["ms_per_step"] > 0
+    assert not compiled.metrics["events"]  # compiled, no fallback
+    assert len(eager.history) == len(compiled.history) >= 9
+    for a, b in zip(eager.history, compiled.history):  # the same training, to rounding
+        for key in ("loss", "loss/pde", "loss/ends", "weight/ends"):
+            assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-7), (a["step"], key)
+    assert compiled.metrics["lbfgs_iterations"] == 3  # the second stage ran (eagerly)
+
+
+@pytest.mark.parametrize("settings, why", [
+    (dict(balancer="meta"), "differentiates through a training step"),
+    (dict(balancer="ntk"), "NTK traces"),
+    (dict(balancer="fixed", derivatives="autograd"), "--derivatives autograd"),
+    (dict(balancer="pcgrad", jacobian="batched"), "--jacobian loop compiles"),
+])
+def test_runs_a_compiled_loss_cannot_serve_train_uncompiled_with_one_line(settings, why, capsys):
+    balancer = settings.pop("balancer")
+    run = pb.train("problems/poisson1d.py", balancer, compile="on", **dict(TINY, steps=2, lbfgs=0), **settings)
+    err = capsys.readouterr().err
+    assert run.metrics["compile_s"] is None and math.isfinite(run.metrics["final_loss"])
+    assert why in err and err.count("\n") == 1
+    assert any(why in e["event"] for e in run.metrics["events"])
+
+
+def test_a_bad_compile_setting_is_refused():
+    with pytest.raises(OptionError, match="--compile sometimes: choose one of auto, on, off"):
+        pb.train("problems/poisson1d.py", "fixed", compile="sometimes", **TINY)
