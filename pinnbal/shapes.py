@@ -88,6 +88,35 @@ class Disk(Ball):
         super().__init__(radius, **centre)
 
 
+def self_crossing(v: np.ndarray) -> tuple[int, int] | None:
+    """The first pair of non-neighbouring edges of the closed polygon ``v`` (n, 2) that meet, or None.
+
+    Segments p–q and r–s meet when each one's ends lie on opposite sides of the other's line (signs of the
+    cross products), or when an end lies on the other segment (a zero cross product and inside its
+    bounding box): the textbook test (Cormen et al., *Introduction to Algorithms*, §33.1), O(n²)."""
+    a, b, n = v, np.roll(v, -1, axis=0), len(v)
+
+    def side(p, q, r):  # sign of (q − p) × (r − p)
+        return np.sign((q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (r[..., 0] - p[..., 0]))
+
+    def within(p, q, r):  # r inside the bounding box of p–q
+        return np.all((np.minimum(p, q) <= r) & (r <= np.maximum(p, q)), axis=-1)
+
+    for i in range(n):
+        j = np.arange(i + 2, n if i else n - 1)  # not the edge itself, nor its neighbours (edge 0 and n − 1 are)
+        if not len(j):
+            continue
+        d1, d2 = side(a[j], b[j], a[i]), side(a[j], b[j], b[i])
+        d3, d4 = side(a[i], b[i], a[j]), side(a[i], b[i], b[j])
+        meet = ((d1 * d2 < 0) & (d3 * d4 < 0)) | ((d1 == 0) & within(a[j], b[j], a[i])) \
+            | ((d2 == 0) & within(a[j], b[j], b[i])) | ((d3 == 0) & within(a[i], b[i], a[j])) \
+            | ((d4 == 0) & within(a[i], b[i], b[j]))
+        hit = np.flatnonzero(meet)
+        if len(hit):
+            return i, int(j[hit[0]])
+    return None
+
+
 class Polygon(Shape):
     """``Polygon(x=[0, 2, 2, 0], y=[0, 0, 1, 1])``: vertices in order (either way round), edges between
     neighbours and from the last back to the first.  Inside: the even–odd crossing rule.  The polygon
@@ -111,6 +140,10 @@ class Polygon(Shape):
         area = 0.5 * np.sum(v[:, 0] * np.roll(v[:, 1], -1) - np.roll(v[:, 0], -1) * v[:, 1])
         if abs(area) <= 1e-12 * np.ptp(v, axis=0).prod():
             raise ProblemError("Polygon: the vertices enclose no area (all on one line?)")
+        crossing = self_crossing(v)
+        if crossing is not None:
+            raise ProblemError(f"Polygon: edges {crossing[0]} and {crossing[1]} cross (counting from 0, edge i runs "
+                               f"from vertex i to the next); give the vertices in order around the boundary")
         self.vertices = v if area > 0 else v[::-1]  # counter-clockwise: the outward normal is the edge turned right
         self.edges = np.roll(self.vertices, -1, axis=0) - self.vertices
         self.lengths = np.linalg.norm(self.edges, axis=1)

@@ -158,6 +158,10 @@ def test_selection_by_face_shape_and_predicate():
     (lambda: pb.Disk(x=0, y=0, z=0, radius=1), "use pb.Ball"),
     (lambda: pb.Disk(x=0, y=0, radius=-1), "positive"),
     (lambda: pb.Polygon(x=[0, 1, 2], y=[0, 1, 2]), "no area"),
+    (lambda: pb.Polygon(x=[0, 1], y=[0, 1]), "length >= 3"),
+    (lambda: pb.Polygon(x=[0, 4, 4, 2, 2, 0], y=[0, 0, 2, 2, -1, 1]), "edges 0 and 3 cross"),
+    (lambda: pb.Problem("p", HOLE, ["u"], [pb.Residual("r", lambda p: p.u),
+                                           pb.Boundary("b", on=pb.Face("x"), value=0.0)]), "has no box part"),
     (lambda: (PLATE * pb.Box(t=(0, 1))) - HOLE, "coordinates differ"),
     (lambda: (PLATE - HOLE) * pb.Box(t=(0, 1)) - HOLE, "combine the spatial shapes first"),
     (lambda: HOLE * HOLE, "right factor of \\* must be a pb.Box"),
@@ -167,6 +171,29 @@ def test_bad_geometry_is_one_clear_line(build, message):
     with pytest.raises(ProblemError, match=message) as info:
         build()
     assert "\n" not in str(info.value)
+
+
+def test_bad_geometry_from_the_command_line_is_exit_2_and_writes_nothing(tmp_path):
+    from pinnbal.cli import main
+
+    path = tmp_path / "bad.py"
+    path.write_text("import pinnbal as pb\n"
+                    "problem = pb.Problem('bad', pb.Box(x=(0, 1), y=(0, 1)) - pb.Disk(x=0.5, z=0.5, radius=0.1),\n"
+                    "                     ['u'], [pb.Residual('pde', lambda p: p.u_xx)])\n")
+    assert main(["run", str(path), "--steps", "1", "--out", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()
+
+
+def test_scattered_interpolation_of_a_smooth_function_is_exact_at_nodes_and_close_between():
+    nodes = (PLATE - HOLE).sample(20000, RNG(), "sobol")
+    smooth = lambda x: np.sin(2 * x[:, :1]) * np.cos(x[:, 1:])  # noqa: E731
+    ref = pb.ScatteredReference(points=nodes, values=smooth(nodes))
+    np.testing.assert_allclose(ref.at(nodes[:500], ["u"]), smooth(nodes[:500]), atol=1e-12)
+    between = (PLATE - HOLE).sample(2000, np.random.default_rng(7))
+    got = ref.at(between, ["u"])
+    inside_hull = ~np.isnan(got[:, 0])
+    assert inside_hull.mean() > 0.95
+    assert np.abs(got[inside_hull] - smooth(between[inside_hull])).max() < 5e-3  # linear on a ~0.02 mesh
 
 
 def test_scattered_reference_measures_at_its_nodes_and_interpolates_pictures():
