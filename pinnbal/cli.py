@@ -167,6 +167,8 @@ def add_bench_speed(suites) -> None:
     speed.add_argument("--rounds", type=int, default=3, help="timings per balancer, the fastest kept " + DEFAULTS_HELP)
     speed.add_argument("--derivative-problems", help="problem files (or names in problems/) to time both derivative "
                        "engines on, comma-separated; all: every problem in problems/ (default: --problem)")
+    speed.add_argument("--compiled", action="store_true", help="also time --problem with --compile on (its first "
+                       "step compiles: 25-60 s on a CPU)")
     speed.add_argument("--width", type=int, default=32, help=DEFAULTS_HELP)
     speed.add_argument("--depth", type=int, default=4, help=DEFAULTS_HELP)
     speed.add_argument("--out", help="also write the Markdown report to this file")
@@ -337,7 +339,7 @@ def cmd_bench_speed(args) -> int:
             n.strip() for n in args.derivative_problems.split(",") if n.strip()]
         derivative_problems = suite_paths(chosen, every, PROBLEMS_DIR, "bench speed --derivative-problems")
     report = speed_report(args.problem, names, args.steps, args.repeats, bench_command("speed"),
-                          {"width": args.width, "depth": args.depth}, args.rounds, derivative_problems)
+                          {"width": args.width, "depth": args.depth}, args.rounds, derivative_problems, args.compiled)
     return write_report(report, args.out)
 
 

@@ -67,18 +67,28 @@ def sharing_speed(problem_path: str, steps: int, settings: dict, rounds: int = 1
     return best
 
 
-def derivative_speed(problem_paths: list[str], steps: int, settings: dict, rounds: int = 1) -> list[dict]:
+#: the ways a step can be computed: (--derivatives, --compile)
+ENGINES = {"autograd": ("autograd", "off"), "forward": ("forward", "off"), "compiled": ("forward", "on")}
+
+
+def derivative_speed(problem_paths: list[str], steps: int, settings: dict, rounds: int = 1,
+                     compiled: bool = False) -> list[dict]:
     """ms/step of ``fixed`` on each problem with its derivatives by nested autograd and carried forward
-    (:mod:`pinnbal.forward`); the two alternate within each round, the fastest of ``rounds`` is kept."""
+    (:mod:`pinnbal.forward`), and with ``compiled`` also forward under ``--compile on`` (its compile time
+    apart); the engines rotate within each round, the fastest of ``rounds`` is kept."""
     rows = []
     for path in problem_paths:
         problem = load_problem(path)
-        best = {engine: float("inf") for engine in ("autograd", "forward")}
+        names = list(ENGINES) if compiled else ["autograd", "forward"]
+        best, compile_s = {name: float("inf") for name in names}, []
         for r in range(rounds):
-            for engine in list(best)[r % 2:] + list(best)[: r % 2]:
-                run = train(problem, "fixed", steps=steps, lbfgs=0, eval_every=10**9, derivatives=engine, **settings)
-                best[engine] = min(best[engine], run.metrics["ms_per_step"])
-        rows.append({"problem": Path(path).stem, **best, "speedup": best["autograd"] / best["forward"]})
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                derivatives, compile = ENGINES[name]
+                run = train(problem, "fixed", steps=steps, lbfgs=0, eval_every=10**9, derivatives=derivatives,
+                            compile=compile, **settings)
+                best[name] = min(best[name], run.metrics["ms_per_step"])
+                compile_s += [run.metrics["compile_s"]] if run.metrics["compile_s"] is not None else []
+        rows.append({"problem": Path(path).stem, **best, "compile_s": max(compile_s) if compile_s else None})
     return rows
 
 
@@ -114,7 +124,8 @@ def machine() -> str:
 
 
 def speed_report(problem_path: str, balancers: list[str] | None, steps: int, repeats: int, command: str,
-                 settings: dict, rounds: int = 1, derivative_problems: list[str] | None = None) -> str:
+                 settings: dict, rounds: int = 1, derivative_problems: list[str] | None = None,
+                 compiled: bool = False) -> str:
     """The Markdown report of ``pinnbal bench speed``."""
     names = balancers or [n for n in BALANCERS]
     rows = balancer_speed(problem_path, names, steps, settings, rounds)
@@ -129,11 +140,20 @@ def speed_report(problem_path: str, balancers: list[str] | None, steps: int, rep
     lines += ["", "One per-term Jacobian (K × P) on the same graph, median of "
               f"{repeats}: loop of K backward passes {jac['loop']:.1f} ms, one vmapped pass {jac['batched']:.1f} ms.",
               ""]
-    engines = derivative_speed(derivative_problems or [problem_path], steps, settings, rounds)
-    lines += [f"Derivatives (`fixed`, fastest of {rounds} round(s), the engines alternating): nested autograd "
-              f"against carried forward through the layers (`--derivatives`).", "",
-              "| problem | autograd ms / step | forward ms / step | speed-up |", "| --- | --- | --- | --- |"]
-    lines += [f"| {r['problem']} | {r['autograd']:.2f} | {r['forward']:.2f} | {r['speedup']:.2f}× |" for r in engines]
+    engines = derivative_speed([problem_path], steps, settings, rounds, compiled=compiled)
+    engines += derivative_speed([p for p in derivative_problems or [] if Path(p).resolve() != Path(problem_path).resolve()],
+                                steps, settings, rounds)
+    lines += [f"Derivatives (`fixed`, fastest of {rounds} round(s), the engines rotating): nested autograd against "
+              f"carried forward through the layers (`--derivatives`)"
+              + (f", and forward under `--compile on` on {Path(problem_path).stem} (its first step, the compile, "
+                 f"apart)" if compiled else "") + ".", "",
+              "| problem | autograd ms / step | forward ms / step | × autograd | forward + compile ms / step | "
+              "× autograd | compile s |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in engines:
+        fast = r.get("compiled")
+        lines.append(f"| {r['problem']} | {r['autograd']:.2f} | {r['forward']:.2f} | {r['autograd'] / r['forward']:.2f} | "
+                     + ("– | – | – |" if fast is None else
+                        f"{fast:.2f} | {r['autograd'] / fast:.2f} | {r['compile_s']:.1f} |"))
     lines.append("")
     sharing = sharing_speed(problem_path, steps, settings, rounds)
     if sharing is not None:
