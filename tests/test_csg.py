@@ -265,3 +265,12 @@ def test_residual_based_redraws_stay_in_the_domain_and_on_the_selected_boundary(
     pde, hole = (x.detach().numpy() for _, x, _ in batches.items)
     assert pde.shape == (256, 2) and np.linalg.norm(pde, axis=1).min() >= 0.4
     np.testing.assert_allclose(np.linalg.norm(hole, axis=1), 0.4)
+
+
+def test_compare_draws_its_error_maps_on_a_domain_with_a_hole(tmp_path):
+    from pinnbal.compare import compare
+
+    result = compare(["problems/plate_with_hole.py"], ["fixed"], seeds=1, out=tmp_path / "sweep", jobs=1,
+                     progress=False, steps=4, lbfgs=0, width=8, depth=1)
+    figures = tmp_path / "sweep" / "plate_with_hole" / "figures"
+    assert (figures / "error_maps.png").is_file() and result.sweep is not None

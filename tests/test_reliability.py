@@ -128,8 +128,8 @@ def nan_problem(bad_calls):
 
 
 def test_a_nan_at_one_step_is_rolled_back_and_training_continues():
-    # call 1 is the start-up probe; call 2 + s is Adam step s
-    run = pb.train(nan_problem(lambda n: n == 2 + 15), "fixed", steps=40, lbfgs=0, width=8, depth=1, lr=1e-2)
+    # call 1 is the start-up probe, call 2 finds the derivatives the residual reads; call 3 + s is Adam step s
+    run = pb.train(nan_problem(lambda n: n == 3 + 15), "fixed", steps=40, lbfgs=0, width=8, depth=1, lr=1e-2)
     assert run.metrics["status"] == "completed"
     (event,) = run.metrics["events"]
     assert event["step"] == 15 and "pde" in event["event"] and "rolled back to step 0" in event["action"]

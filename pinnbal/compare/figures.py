@@ -185,7 +185,7 @@ def plot_error_maps(groups: list[Group], title: str, path: Path):
                              squeeze=False, sharey="row" if n_axes == 1 else "all", layout="constrained")
     for j, output in enumerate(outputs):
         errors = [np.abs(a["prediction"][:, j] - a["reference"][:, j]) for _, _, a in maps]
-        top = max(float(e.max()) for e in errors) or 1.0
+        top = max(float(np.nanmax(e)) for e in errors) or 1.0  # NaN: outside a curved domain
         norm = LogNorm(vmin=top * 1e-4, vmax=top)
         for k, ((spec, run, arrays), error) in enumerate(zip(maps, errors)):
             ax = grid[j, k]
