@@ -13,12 +13,11 @@ vmapped backward (``--jacobian batched``, NTK traces), nested autograd
 saying why.  The second stage runs eagerly: its float64 switch would
 compile everything again.
 
-``auto`` is off, from measurement (2-core CPU, torch 2.13, one thread,
-8192 points): compiling costs 24–57 s on the first step and saves about
-half of a Burgers step (33 → 17 ms at 4 × 32), so it pays back only after
-1000–3000 steps, more than the default 1000 Adam steps; on a three-output
-Navier–Stokes residual after about 400.  No GPU measurement exists yet, so
-``auto`` is off there too.  ``metrics.json`` reports ``compile_s`` (the first
+``auto`` is off, from measurement (``pinnbal bench speed --compiled``, 2-core
+CPU, torch 2.13, 4 × 32 tanh, Burgers 8192 + 1024 points): compiling took
+18.4 s and a step went from 21.2 to 13.9 ms, so it pays back only after
+about 2500 steps, more than the default 1000 Adam steps.  No GPU
+measurement exists yet, so ``auto`` is off there too.  ``metrics.json`` reports ``compile_s`` (the first
 compiled step: tracing, compiling its forward and backward graphs, and the
 step) apart from ``ms_per_step`` (the other steps).
 """
