@@ -36,7 +36,7 @@ args = options(__file__, __doc__, full=FULL, quick=QUICK)
 # -----------------------
 runs, images = [], []
 for balancer in ("fixed", "lra"):
-    run = pb.train(problem_file("plate_with_hole"), balancer, seed=0, out=args.runs / balancer, force=True,
+    run = pb.train(problem_file("plate_with_hole"), balancer, seed=0, out=args.runs / "plate" / balancer, force=True,
                    render=False, **args.budget)
     images += keep(render_run(run.out), args.out, prefix=f"{balancer}-")
     runs.append(run)

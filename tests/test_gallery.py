@@ -70,9 +70,15 @@ def quick_runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess,
         started[name] = (subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           text=True), out)
     results = {}
-    for name, (proc, out) in started.items():
-        stdout, stderr = proc.communicate(timeout=300)
-        results[name] = (subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), out)
+    try:
+        for name, (proc, out) in started.items():
+            stdout, stderr = proc.communicate(timeout=300)
+            results[name] = (subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), out)
+    finally:  # a timeout must not leave the other scripts training in the background
+        for proc, _ in started.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     return results
 
 

@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import sys
 
+import torch
+import torch._functorch.config
+
 from .. import forward
 
 
@@ -55,6 +58,8 @@ def switch_on(trainer) -> None:
         sys.stderr.write(f"pinnbal: --compile on: training uncompiled: {reason}\n")
         trainer.events.append({"step": 0, "event": f"uncompiled: {reason}"})
         return
+    # the per-term Jacobian's loop takes backwards with retain_graph, which donated buffers forbid
+    torch._functorch.config.donated_buffer = False
     if cfg.jacobian == "auto":
         trainer.jacobian.strategy = "loop"  # a compiled graph takes repeated backwards, not a vmapped one
     trainer.batches.compiled = {}
