@@ -153,8 +153,9 @@ def check_trained(run, spec):
     assert weights and all(w is not None and math.isfinite(w) for w in weights.values()), (spec, weights)
 
 
-#: second stages: the default (auto: ssbfgs on these small networks), L-BFGS in float64 and in float32
-THENS = ["auto", "lbfgs", "ssbfgs", "lbfgs:dtype=float32"]
+#: second stages: the default (auto: ssbfgs on these small networks), L-BFGS in float64 and in float32,
+#: self-scaled Broyden (Levenberg–Marquardt refuses loss-reshaping balancers: its cases are listed below)
+THENS = ["auto", "lbfgs", "ssbfgs", "lbfgs:dtype=float32", "ssbroyden"]
 
 
 @st.composite
@@ -199,6 +200,11 @@ def coverage_cases() -> list[dict]:
             cases.append({"problem": "heat_inverse", "spec": spec, "refusal": None, "holdout": 0.0,
                           "resample_every": resample_every, "sampler": sampler, "then": "auto", "steps": 5, "lbfgs": 1,
                           "stop_after": 1})  # stopped after step 2: a redraw before the stop and one after
+    for i, spec in enumerate(("fixed", "lra", "rba", "sa", "causal", RAR)):  # --then lm with point schemes too
+        if registered(spec):
+            cases.append({"problem": ("heat_inverse", "burgers")[i % 2], "spec": spec, "refusal": None,
+                          "holdout": (0.2, 0.0)[i % 2], "resample_every": 2, "sampler": "uniform", "then": "lm",
+                          "steps": 4, "lbfgs": 2, "stop_after": 4})
     return cases
 
 

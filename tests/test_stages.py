@@ -29,14 +29,14 @@ def rosenbrock(x):
     return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
 
 
-@pytest.mark.parametrize("update", ["bfgs", "ssbfgs"])
+@pytest.mark.parametrize("update", ["bfgs", "ssbfgs", "ssbroyden"])
 def test_rosenbrock_reaches_its_minimum_to_1e_10(update):
     x, loss, _ = minimise(rosenbrock, [-1.2, 1.0], update, 200)
     assert loss < 1e-10
     assert torch.allclose(x, torch.ones(2, dtype=torch.float64), atol=1e-5)
 
 
-@pytest.mark.parametrize("update", ["bfgs", "ssbfgs"])
+@pytest.mark.parametrize("update", ["bfgs", "ssbfgs", "ssbroyden"])
 def test_an_ill_conditioned_quadratic_reaches_its_minimum_to_1e_10(update):
     scales = torch.logspace(0, 6, 20, dtype=torch.float64)  # condition number 1e6
     target = torch.linspace(-1, 1, 20, dtype=torch.float64)
@@ -45,7 +45,7 @@ def test_an_ill_conditioned_quadratic_reaches_its_minimum_to_1e_10(update):
     assert opt.state[opt.params[0]]["iterations"] <= 300
 
 
-@pytest.mark.parametrize("update", ["bfgs", "ssbfgs"])
+@pytest.mark.parametrize("update", ["bfgs", "ssbfgs", "ssbroyden"])
 def test_each_update_satisfies_the_secant_equation_and_stays_positive_definite(update):
     g = torch.Generator().manual_seed(0)
     opt = QuasiNewton([torch.nn.Parameter(torch.zeros(5, dtype=torch.float64))], update=update)
@@ -72,6 +72,22 @@ def test_ssbfgs_scales_by_the_capped_oren_luenberger_factor():
     scaled, unscaled = opt.updated(H.clone(), s, y, alpha, grad), plain.updated(H.clone(), s, y, alpha, grad)
     assert scaled[1, 1] == pytest.approx(4.0) and unscaled[1, 1] == pytest.approx(1.0)
     assert scaled[0, 0] == pytest.approx(4.0) and unscaled[0, 0] == pytest.approx(4.0)  # 1/(y·s) s sᵀ along s
+
+
+def test_ssbroyden_picks_a_member_between_its_bounds_and_reduces_to_ssbfgs_when_they_meet():
+    """θ is clamped to [θ⁻, θ⁺]; φ = (1 − θ)/(1 + aθ) follows; a = 0 (b h = 1) leaves only the BFGS member."""
+    opt = QuasiNewton([torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))], update="ssbroyden")
+    for ys, sBs, yHy in [(1.0, 2.0, 3.0), (1.0, 0.5, 4.0), (2.0, 8.0, 1.0), (1.0, 1.0, 50.0)]:
+        b, h = sBs / ys, yHy / ys
+        a = b * h - 1
+        c = (a / (1 + a)) ** 0.5
+        rho_minus = min(1.0, h * (1 - c))
+        theta_low, theta_high = (rho_minus - 1) / a, 1 / rho_minus
+        tau, phi = opt.scaling(ys, sBs, yHy, 3)
+        theta = (1 - phi) / (1 + a * phi)  # φ = (1 − θ)/(1 + aθ) solved for θ
+        assert theta_low - 1e-12 <= theta <= theta_high + 1e-12
+        assert 0 < tau and phi > -1 / a  # positive definite
+    assert opt.scaling(1.0, 2.0, 0.5, 3) == (0.5, 1.0)  # b h = 1: the self-scaled BFGS update
 
 
 def test_stage_specs_parse_and_refuse_in_one_line():

@@ -31,7 +31,7 @@ class TrainConfig:
 
     steps: int = 1000
     lbfgs: int = 4000  # iterations of the second stage
-    then: str = "auto"  # the second stage: auto, lbfgs, bfgs or ssbfgs[:dtype=float64|float32] (pinnbal.train.stages)
+    then: str = "auto"  # the second stage: auto, lbfgs, bfgs, ssbfgs, ssbroyden or lm[:dtype=...] (pinnbal.train.stages)
     lr: float = 5e-3
     lr_decay: float = 0.9  # multiply the learning rate by this ...
     lr_decay_every: int = 1000  # ... every this many steps (smoothly)

@@ -12,8 +12,8 @@ One Adam step (the data flow is in ARCHITECTURE.md):
    its turn; a signal, a spent budget, early stopping or divergence end the
    stage.
 
-The second stage (``--then``: L-BFGS, BFGS or self-scaled BFGS, see
-:mod:`pinnbal.train.stages`) minimises Σ_k w_k L_k with the balancer's final
+The second stage (``--then``: L-BFGS, BFGS, self-scaled BFGS or Broyden, or
+Levenberg–Marquardt; see :mod:`pinnbal.train.stages`) minimises Σ_k w_k L_k with the balancer's final
 weights (and per-point multipliers) held fixed, in chunks of ``log_every``
 iterations so it logs and checkpoints; a non-finite chunk is undone and ends
 the stage, a chunk that leaves the loss unchanged means it has converged.
@@ -35,6 +35,7 @@ from ..balancers.pointwise import weighted_means
 from ..batches import evaluate_terms
 from .callbacks import Budget, Checkpoints, History, RollBack
 from .guard import stop_on_signals
+from .least_squares import SumOfSquares
 from .records import result
 from .stages import make_optimizer, set_chunk
 
@@ -85,7 +86,8 @@ def second_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -
         trainer.frozen = trainer.freeze_points()
         trainer.early.bad = 0  # a new optimiser gets the whole patience
     optimizer = trainer.lbfgs
-    closure, last = fixed_objective(trainer, held.to(device=trainer.device, dtype=trainer.dtype))
+    weights = held.to(device=trainer.device, dtype=trainer.dtype)
+    closure, last = (least_squares_objective if method == "lm" else fixed_objective)(trainer, weights)
     while trainer.lbfgs_done < cfg.lbfgs:
         chunk = min(cfg.log_every, cfg.lbfgs - trainer.lbfgs_done)
         set_chunk(optimizer, chunk)
@@ -102,7 +104,8 @@ def second_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -
             trainer.events.append({"step": trainer.next_step + before, "event": f"non-finite loss in {method}",
                                    "action": "kept the state before this chunk and ended the second stage"})
             return
-        stalled = loss == trainer.lbfgs_previous  # no step changed the loss: the stage has converged
+        # no step changed the loss: converged (LM: unless its damping is still rising after rejected steps)
+        stalled = loss == trainer.lbfgs_previous and getattr(optimizer, "converged", True)
         trainer.lbfgs_previous = loss
         step = trainer.next_step + trainer.lbfgs_done - 1
         timed_out = Budget.spent(trainer, method, step)
@@ -135,6 +138,25 @@ def fixed_objective(trainer: Trainer, weights: torch.Tensor):
         return total.detach()
 
     return closure, last
+
+
+def least_squares_objective(trainer: Trainer, weights: torch.Tensor):
+    """``--then lm``'s closure: ρ and, when asked, J (:class:`~pinnbal.train.least_squares.SumOfSquares`); the
+    dict's ``losses`` are the term losses at the current parameters, computed when read."""
+    return SumOfSquares(trainer, weights), CurrentLosses(trainer)
+
+
+class CurrentLosses(dict):
+    """``{"losses": ...}`` whose value is evaluated on reading: the plain mean pointwise loss of each term."""
+
+    def __init__(self, trainer: Trainer):
+        super().__init__()
+        self.trainer = trainer
+
+    def __getitem__(self, key):
+        if key != "losses":
+            raise KeyError(key)
+        return evaluate_terms(self.trainer.model, self.trainer.batches).means
 
 
 class FrozenPoints:

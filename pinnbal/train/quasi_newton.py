@@ -21,6 +21,25 @@ so a loss that is flatter along s than H predicted enlarges H instead of
 leaving small steps in it.  Before the first update H₀ = (y·s)/(y·y) I
 (Nocedal & Wright eq. 6.20); the first direction is the normalised −g.
 
+``ssbroyden`` is the whole self-scaled Broyden family: the update above with
+v vᵀ weighted by φ (φ = 1 BFGS, φ = 0 DFP), φ and τ chosen per iteration
+from b = s·B s / y·s and h = y·H y / y·s (Al-Baali 2014, "Broyden's class
+of methods revisited", with the choice Urbán et al. 2024 and Kiyani et al.
+2025, arXiv:2501.16371, use for PINNs; written from our reading of their
+appendices)::
+
+    a = b h − 1 ≥ 0,   c = √(a / (1 + a)),   ρ⁻ = min(1, h (1 − c))
+    θ⁻ = (ρ⁻ − 1) / a,   θ⁺ = 1 / ρ⁻,   θ = max(θ⁻, min(θ⁺, (1 − b) / b))
+    σ = 1 + a θ,   τ* = min(1, 1 / b)
+    τ = τ* min(σ^(−1/(n−1)), 1/θ) if θ > 0,  else min(τ* σ^(−1/(n−1)), σ)
+    φ = (1 − θ) / (1 + a θ)
+
+θ is the family's parameter in the Hessian form (θ = 0 BFGS, θ = 1 DFP);
+θ > −1/a keeps H positive definite, and θ⁻ > −1/a, so every update does
+(``tests/test_stages.py`` checks the secant equation H₊ y = s and positive
+definiteness for each rule).  When a = 0 (H already maps y to s's
+curvature) every member coincides and the BFGS update is used.
+
 What was checked before writing this (issue 13 asked for it):
 
 - ``pytorch-minimize`` 0.1.0 (``torchmin``) has dense BFGS and L-BFGS with a
@@ -58,12 +77,13 @@ from scipy.optimize import line_search
 
 #: the largest network a dense inverse Hessian is built for (8 P² bytes: 3.2 GB at 20 000)
 MAX_PARAMETERS = 20_000
-UPDATES = ("bfgs", "ssbfgs")
+UPDATES = ("bfgs", "ssbfgs", "ssbroyden")
 MAX_HALVINGS = 40  # Armijo backtracking gives up below α = 2^-40
 
 
 class QuasiNewton(torch.optim.Optimizer):
-    """BFGS (``update="bfgs"``) or self-scaled BFGS (``"ssbfgs"``) with a dense float64 inverse Hessian."""
+    """BFGS (``update="bfgs"``), self-scaled BFGS (``"ssbfgs"``) or self-scaled Broyden (``"ssbroyden"``) with
+    a dense float64 inverse Hessian."""
 
     def __init__(self, params, update: str = "ssbfgs", max_iter: int = 10, c1: float = 1e-4, c2: float = 0.9):
         if update not in UPDATES:
@@ -168,16 +188,34 @@ class QuasiNewton(torch.optim.Optimizer):
             return H
         if not H.numel():
             H = torch.eye(len(s), dtype=torch.float64, device=s.device) * (ys / float(y @ y))
-        tau = 1.0
-        if self.update_rule == "ssbfgs":
-            sBs = -alpha * float(s @ g)  # s·B s with B d = −g
-            tau = min(1.0, ys / sBs) if sBs > 0 else 1.0
         Hy = H @ y
         yHy = float(y @ Hy)
         rho = 1.0 / ys
-        # with v = √(yHy)(ρ s − Hy/yHy), −(Hy)(Hy)ᵀ/yHy + v vᵀ = yHy ρ² s sᵀ − ρ (s Hyᵀ + Hy sᵀ), so
-        # H₊ = H/τ + (yHy ρ²/τ + ρ) s sᵀ − (ρ/τ)(s Hyᵀ + Hy sᵀ): two rank-one passes over H, in place (BLAS ger)
+        sBs = -alpha * float(s @ g)  # s·B s with B d = −g
+        tau, phi = self.scaling(ys, sBs, yHy, len(s))
+        # with v = √(yHy)(ρ s − Hy/yHy), −(Hy)(Hy)ᵀ/yHy + φ v vᵀ = φ yHy ρ² s sᵀ − φ ρ (s Hyᵀ + Hy sᵀ)
+        # + (φ − 1)(Hy)(Hy)ᵀ/yHy, so H₊ is H/τ plus rank-one passes over H, in place (BLAS ger)
         if tau != 1.0:
             H.div_(tau)
-        H.addr_(s, (yHy * rho * rho / tau + rho) * s - (rho / tau) * Hy)
-        return H.addr_(Hy, s, alpha=-rho / tau)
+        H.addr_(s, (phi * yHy * rho * rho / tau + rho) * s - (phi * rho / tau) * Hy)
+        H.addr_(Hy, s, alpha=-phi * rho / tau)
+        if phi != 1.0:
+            H.addr_(Hy, Hy, alpha=(phi - 1.0) / (tau * yHy))
+        return H
+
+    def scaling(self, ys: float, sBs: float, yHy: float, n: int) -> tuple[float, float]:
+        """(τ, φ) of the update rule from y·s, s·B s and y·H y (module docstring)."""
+        if self.update_rule == "bfgs" or not sBs > 0:
+            return 1.0, 1.0
+        tau_star = min(1.0, ys / sBs)  # the Oren–Luenberger factor, capped: 1 / b
+        b, h = sBs / ys, yHy / ys
+        a = max(b * h - 1.0, 0.0)
+        if self.update_rule == "ssbfgs" or a < 1e-12:  # a = 0: every member of the family is the same update
+            return tau_star, 1.0
+        c = math.sqrt(a / (1.0 + a))
+        rho_minus = min(1.0, h * (1.0 - c))
+        theta = max((rho_minus - 1.0) / a, min(1.0 / rho_minus, (1.0 - b) / b))
+        sigma = 1.0 + a * theta
+        shrink = sigma ** (-1.0 / (n - 1)) if n > 1 else 1.0
+        tau = tau_star * min(shrink, 1.0 / theta) if theta > 0 else min(tau_star * shrink, sigma)
+        return tau, (1.0 - theta) / (1.0 + a * theta)

@@ -5,9 +5,13 @@ After the Adam stage, training continues with a fixed-weight optimiser on
 
 - ``lbfgs``: ``torch.optim.LBFGS`` (strong-Wolfe line search, ``history``
   pairs, zero tolerances so it runs its whole budget);
-- ``bfgs`` and ``ssbfgs``: dense BFGS and self-scaled BFGS
-  (:mod:`pinnbal.train.quasi_newton`), for networks up to
-  :data:`~pinnbal.train.quasi_newton.MAX_PARAMETERS` parameters;
+- ``bfgs``, ``ssbfgs`` and ``ssbroyden``: dense BFGS, self-scaled BFGS and
+  self-scaled Broyden (:mod:`pinnbal.train.quasi_newton`), for networks up
+  to :data:`~pinnbal.train.quasi_newton.MAX_PARAMETERS` parameters;
+- ``lm``: Levenberg–Marquardt on the per-point residuals
+  (:mod:`pinnbal.train.levenberg`, ``damping=`` sets λ₀ / max diag JᵀJ), for
+  small networks and point sets whose M × P Jacobian fits in memory
+  (:mod:`pinnbal.train.least_squares`);
 - ``auto`` (the default): ``ssbfgs`` for networks up to :data:`AUTO_DENSE`
   parameters, ``lbfgs`` above.  Why: on Burgers (4 × 32, 3297 parameters,
   1000 Adam steps first, float64) self-scaled BFGS reached a training loss
@@ -32,9 +36,10 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..errors import OptionError
-from .quasi_newton import MAX_PARAMETERS, QuasiNewton
+from .levenberg import LevenbergMarquardt
+from .quasi_newton import MAX_PARAMETERS, UPDATES, QuasiNewton
 
-METHODS = ("auto", "lbfgs", "bfgs", "ssbfgs")
+METHODS = ("auto", "lbfgs", "bfgs", "ssbfgs", "ssbroyden", "lm")
 #: the largest network ``auto`` gives a dense (self-scaled BFGS) second stage
 AUTO_DENSE = 5000
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -48,6 +53,7 @@ class Stage:
     dtype: str = "float64"
     history: int = 50  # L-BFGS memory
     iters: int | None = None  # the stage's iterations, when the spec gives them (the same as --lbfgs)
+    damping: float = 1e-3  # lm: λ₀ = damping × max diag(JᵀJ)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -61,17 +67,26 @@ def parse_stage(spec: str) -> Stage:
         raise OptionError(f"--then {spec!r}: unknown optimiser {name!r}; choose one of {', '.join(METHODS)} "
                           f"(e.g. --then ssbfgs or --then lbfgs:dtype=float32)")
     options: dict[str, object] = {}
+    allowed = {"lbfgs": ("dtype", "history", "iters"), "auto": ("dtype", "history", "iters"),
+               "lm": ("dtype", "iters", "damping")}.get(name, ("dtype", "iters"))
     for item in filter(None, (s.strip() for s in rest.split(","))):
         key, eq, value = item.partition("=")
-        if not eq or key not in ("dtype", "history", "iters") or (key == "history" and name not in ("lbfgs", "auto")):
-            allowed = "dtype, history, iters" if name in ("lbfgs", "auto") else "dtype, iters"
-            raise OptionError(f"--then {spec!r}: {item!r} is not an option of {name}; options: {allowed}")
+        if not eq or key not in allowed:
+            raise OptionError(f"--then {spec!r}: {item!r} is not an option of {name}; options: {', '.join(allowed)}")
         if key == "dtype" and value not in DTYPES:
             raise OptionError(f"--then {spec!r}: dtype={value}; choose float32 or float64")
         if key in ("history", "iters"):
             if not value.isdigit() or int(value) < (1 if key == "history" else 0):
                 raise OptionError(f"--then {spec!r}: {key}={value}; need an integer >= {1 if key == 'history' else 0}")
             value = int(value)
+        if key == "damping":
+            try:
+                value = float(value)
+            except ValueError:
+                value = -1.0
+            if not value >= 0 or value == float("inf"):
+                raise OptionError(f"--then {spec!r}: damping={item.partition('=')[2]}; need a number >= 0 (0: the "
+                                  f"first step is plain Gauss–Newton)")
         options[key] = value
     return Stage(name, **options)
 
@@ -87,7 +102,7 @@ def resolve(stage: Stage, params: list[torch.Tensor]) -> Stage:
 def check_size(stage: Stage, params: list[torch.Tensor]) -> None:
     """Refuse a dense inverse Hessian that would not fit, before anything is written."""
     count = sum(p.numel() for p in params)
-    if stage.method != "lbfgs" and count > MAX_PARAMETERS:
+    if stage.method in UPDATES and count > MAX_PARAMETERS:
         gigabytes = 8 * count**2 / 1e9
         raise OptionError(f"--then {stage.method}: the network has {count} parameters and a dense inverse Hessian "
                           f"would take {gigabytes:.1f} GB (limit {MAX_PARAMETERS} parameters); use --then lbfgs or "
@@ -99,6 +114,8 @@ def make_optimizer(stage: Stage, params: list[torch.Tensor], chunk: int) -> torc
     if stage.method == "lbfgs":
         return torch.optim.LBFGS(params, lr=1.0, max_iter=chunk, history_size=stage.history,
                                  line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
+    if stage.method == "lm":
+        return LevenbergMarquardt(params, max_iter=chunk, damping=stage.damping)
     return QuasiNewton(params, update=stage.method, max_iter=chunk)
 
 

@@ -34,6 +34,7 @@ from ..batches import Batches, evaluate_terms, term_losses
 from ..context import TrainingContext
 from ..errors import ProblemError
 from ..jacobian import JacobianEngine, ntk_traces, sync
+from . import least_squares
 from .compiling import switch_on
 from ..loader import user_errors
 from ..nets import PINNModel, build_network
@@ -96,6 +97,8 @@ class Trainer:
         self.stop = StopFlag()
         self.on_row: list[Callable[[dict[str, Any]], None]] = []  # called with every history row as it is recorded
         self.probe()
+        if self.stage.method == "lm" and config.lbfgs:
+            least_squares.check(self)
         switch_on(self)
 
     def build_model(self) -> None:
