@@ -56,9 +56,9 @@ def add_train_options(p: argparse.ArgumentParser, given_only: bool = False) -> N
         "--steps, --lr, --warmup, --lr-decay, --lr-decay-every)")
     add("--steps", type=int, default=d.steps, help="Adam steps " + DEFAULTS_HELP)
     add("--lbfgs", type=int, default=d.lbfgs, help="iterations of the second stage after Adam " + DEFAULTS_HELP)
-    add("--then", default=d.then, help="the second stage: lbfgs, bfgs or ssbfgs (dense, up to 20k parameters); "
-        "auto: ssbfgs up to 5000 parameters, else lbfgs; float64 unless :dtype=float32; :iters=N is --lbfgs N "
-        + DEFAULTS_HELP)
+    add("--then", default=d.then, help="the second stage: lbfgs, bfgs, ssbfgs or ssbroyden (dense, up to 20k "
+        "parameters), lm (Levenberg-Marquardt, small networks; :damping=X); auto: ssbfgs up to 5000 parameters, "
+        "else lbfgs; float64 unless :dtype=float32; :iters=N is --lbfgs N " + DEFAULTS_HELP)
     add("--seed", type=int, default=d.seed, help=DEFAULTS_HELP)
     add("--lr", type=float, default=d.lr, help="Adam learning rate " + DEFAULTS_HELP)
     add("--lr-decay", type=float, default=d.lr_decay, help="decay factor per --lr-decay-every steps " + DEFAULTS_HELP)
@@ -68,14 +68,7 @@ def add_train_options(p: argparse.ArgumentParser, given_only: bool = False) -> N
         "stage follows, the second stage at all of it; 0: no limit " + DEFAULTS_HELP)
     add("--device", default=d.device, help="auto, cpu or cuda " + DEFAULTS_HELP)
     add("--dtype", default=d.dtype, help="float32 or float64 " + DEFAULTS_HELP)
-    add("--arch", default=d.arch, help="mlp, fourier or modified " + DEFAULTS_HELP)
-    add("--width", type=int, default=d.width, help=DEFAULTS_HELP)
-    add("--depth", type=int, default=d.depth, help="hidden layers " + DEFAULTS_HELP)
-    add("--activation", default=d.activation, help="tanh, sin, gelu, silu, relu " + DEFAULTS_HELP)
-    add("--fourier-scale", type=float, default=d.fourier_scale, help="sigma of the Fourier features (--arch "
-        "fourier) " + DEFAULTS_HELP)
-    add("--rwf", default=d.rwf, help="random weight factorisation of every dense layer: on (mean=1,std=0.1) or "
-        "mean=M,std=S; empty: off " + DEFAULTS_HELP)
+    add_network_options(add, d)
     add("--sampler", default=d.sampler, help="uniform, sobol or lhs " + DEFAULTS_HELP)
     add("--resample-every", type=int, default=d.resample_every, help="redraw points every N steps, 0: never " + DEFAULTS_HELP)
     add("--jacobian", default=d.jacobian, help="per-term gradients: auto, loop or batched " + DEFAULTS_HELP)
@@ -94,6 +87,21 @@ def add_train_options(p: argparse.ArgumentParser, given_only: bool = False) -> N
     add("--holdout", type=float, default=d.holdout, help="fraction of Data observations kept out of "
                    "training for validation " + DEFAULTS_HELP)
     add("--weights", default="", help="initial/fixed term weights, e.g. pde=1,ic=100")
+
+
+def add_network_options(add, d) -> None:
+    """The network flags of :func:`add_train_options` (``add``: its flag adder, ``d``: the default config)."""
+    add("--arch", default=d.arch, help="mlp, fourier or modified " + DEFAULTS_HELP)
+    add("--width", type=int, default=d.width, help=DEFAULTS_HELP)
+    add("--depth", type=int, default=d.depth, help="hidden layers " + DEFAULTS_HELP)
+    add("--activation", default=d.activation, help="tanh, sin, gelu, silu, relu " + DEFAULTS_HELP)
+    add("--fourier-scale", type=float, default=d.fourier_scale, help="sigma of the Fourier features (--arch "
+        "fourier) " + DEFAULTS_HELP)
+    add("--rwf", default=d.rwf, help="random weight factorisation of every dense layer: on (mean=1,std=0.1) or "
+        "mean=M,std=S; empty: off " + DEFAULTS_HELP)
+    add("--time-windows", type=int, default=d.time_windows, help="train an x-t problem window by window in time, "
+        "one network per window, each window's initial condition the previous window's prediction; 1: off "
+        + DEFAULTS_HELP)
 
 
 def train_settings(args) -> dict:

@@ -73,7 +73,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ProblemError
-from .nets import MLP, FourierFeatures, ModifiedMLP, PINNModel, Sine
+from .nets import MLP, FourierFeatures, ModifiedMLP, PINNModel, Sine, Windowed
 from .points import Points, labelled
 
 Key = tuple[int, ...]
@@ -414,6 +414,8 @@ def closed_form(module: nn.Module) -> str | None:
             if reason:
                 return reason
         return None
+    if kind is Windowed:  # the window in training: its network behind a fixed affine map of the time feature
+        return closed_form(module.current)
     if _activation(module) is not None or kind in (FourierFeatures, nn.Dropout, nn.Identity):
         return None
     if isinstance(module, nn.Linear) and type(module).forward is nn.Linear.forward:  # FactorizedLinear too
@@ -448,6 +450,11 @@ def propagate(module: nn.Module, jet: Jet, keys: tuple[Key, ...]) -> Jet:
         return {key: v * mask for key, v in jet.items()}
     if kind is nn.Identity:
         return jet
+    if kind is Windowed:
+        if module.active is None:
+            raise ValueError("a time-windowed network outside training has no single window to take forward")
+        scale, shift = module.local(jet[()], module.active)
+        return propagate(module.current, linear(jet, torch.diag(scale), shift), keys)
     raise ValueError(closed_form(module) or f"{kind.__name__}: no forward rule")
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -179,6 +180,98 @@ def plain_network(n_in: int, n_out: int, arch: str, width: int, depth: int, act:
     raise OptionError(f"unknown network {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 
+class Windowed(nn.Module):
+    """One network per time window (``--time-windows N``): a point goes to the network of its window, which
+    sees the time feature rescaled to [−1, 1] over that window.
+
+    The time column ``column`` of the features (already in [−1, 1] over the whole interval) is cut into
+    ``N`` equal windows; window i covers [e_i, e_{i+1}) (the last one includes its end) and its network sees
+    ẑ = (z − m_i) / h_i, m_i and h_i the window's centre and half-width.  While a window trains
+    (``active`` = i) every point goes to its network; otherwise (evaluation, pictures) each point is routed.
+    Why one network per window rather than one network with a window input: each window's network starts
+    from the previous one's weights and only has to represent its own slice, and a window already trained
+    is never disturbed (Krishnapriyan et al. 2021, "Characterizing possible failure modes in PINNs",
+    sequence-to-sequence learning; the time-marching of jaxpi, Wang et al. 2023, "An expert's guide")."""
+
+    def __init__(self, nets: list[nn.Module], column: int):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+        self.column = column
+        self.active: int | None = None
+
+    @property
+    def current(self) -> nn.Module:
+        """The network of the window in training (the first one before training starts)."""
+        return self.nets[self.active or 0]
+
+    def local(self, z: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (scale, shift) per feature column that maps window ``i``'s time feature to [−1, 1]."""
+        n = len(self.nets)
+        scale = torch.ones(z.shape[1], dtype=z.dtype, device=z.device)
+        shift = torch.zeros_like(scale)
+        scale[self.column] = n
+        shift[self.column] = n - 1 - 2 * i  # z ∈ [−1 + 2i/n, −1 + 2(i+1)/n] → [−1, 1]
+        return scale, shift
+
+    def window_of(self, z: torch.Tensor) -> torch.Tensor:
+        n = len(self.nets)
+        return ((z[:, self.column] + 1) * n / 2).floor().clamp(0, n - 1).long()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.active is not None:
+            scale, shift = self.local(z, self.active)
+            return self.nets[self.active](z * scale + shift)
+        index = self.window_of(z)
+        parts = []
+        for i in range(len(self.nets)):
+            rows = (index == i).nonzero()[:, 0]
+            if len(rows):
+                scale, shift = self.local(z, i)
+                parts.append((rows, self.nets[i](z[rows] * scale + shift)))
+        out = parts[0][1].new_zeros(z.shape[0], parts[0][1].shape[1])
+        for rows, value in parts:
+            out = out.index_copy(0, rows, value)
+        return out
+
+
+@contextmanager
+def routed(network: nn.Module):
+    """Within: a :class:`Windowed` network routes every point to its window's network (evaluation, pictures),
+    whichever window is in training; other networks are unchanged."""
+    if not isinstance(network, Windowed):
+        yield network
+        return
+    active, network.active = network.active, None
+    try:
+        yield network
+    finally:
+        network.active = active
+
+
+def active_network(network: nn.Module) -> nn.Module:
+    """The network training changes: the window in training of a :class:`Windowed`, else ``network``."""
+    return network.current if isinstance(network, Windowed) else network
+
+
+def time_feature(problem) -> int:
+    """The column of ``problem``'s time coordinate among the model's features (a periodic coordinate before it
+    takes two columns)."""
+    names, periodic = problem.domain.names, problem.domain.periodic
+    i = names.index(problem.time)
+    return sum(2 if n in periodic else 1 for n in names[:i])
+
+
+def network_for(problem, train: dict) -> nn.Module:
+    """The network a run's training settings (``config.json``'s ``train``) build for ``problem``."""
+    def one() -> nn.Module:
+        return build_network(problem.domain.features, len(problem.outputs), train["arch"], train["width"],
+                             train["depth"], train["activation"], fourier_sigma=train.get("fourier_scale", 1.0),
+                             dropout=train.get("dropout", 0.0), rwf=train.get("rwf", ""))
+
+    windows = train.get("time_windows", 1)
+    return one() if windows <= 1 else Windowed([one() for _ in range(windows)], time_feature(problem))
+
+
 class PINNModel(nn.Module):
     """Coordinates (N, d) → outputs (N, m): scale box to [−1, 1] (periodic coordinates to their
     cos/sin pair), network, transform."""
@@ -221,16 +314,20 @@ class PINNModel(nn.Module):
                                    f"column per output ({', '.join(self.problem.outputs)})")
         return u
 
+    def linear_layers(self) -> list[nn.Linear]:
+        """The dense layers training changes (of a time-windowed network: the window in training's)."""
+        return [m for m in active_network(self.network).modules() if isinstance(m, nn.Linear)]
+
     def output_layer(self) -> list[nn.Parameter]:
         """The trainable parameters of the last linear layer (what ``params=last`` balancers differentiate)."""
-        last = [m for m in self.network.modules() if isinstance(m, nn.Linear)][-1]
+        last = self.linear_layers()[-1]
         return [p for p in last.parameters() if p.requires_grad]
 
     def weight_matrices(self) -> list[nn.Parameter]:
         """The trainable weight matrices of the linear layers: no biases, no unknowns (``params=weights``, what
         the authors' LRA code differentiates)."""
         matrices = []
-        for m in self.network.modules():
+        for m in active_network(self.network).modules():
             if isinstance(m, FactorizedLinear):  # W = diag(exp(s)) V: its parameters are s and V
                 matrices += [p for p in (m.scale, m.direction) if p.requires_grad]
             elif isinstance(m, nn.Linear) and m.weight.requires_grad:

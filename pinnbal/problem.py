@@ -299,7 +299,7 @@ class Regularisation(Term):
 
     def penalty(self, model) -> torch.Tensor:
         """The penalty on ``model`` (a :class:`pinnbal.nets.PINNModel`), a scalar with graph."""
-        weights = torch.cat([m.weight.reshape(-1) for m in model.network.modules() if isinstance(m, torch.nn.Linear)])
+        weights = torch.cat([m.weight.reshape(-1) for m in model.linear_layers()])  # time windows: the active one's
         return self.penalty_of(weights)
 
     def penalty_of(self, w: torch.Tensor) -> torch.Tensor:

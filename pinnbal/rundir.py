@@ -28,7 +28,7 @@ import torch
 
 from .errors import OptionError, PinnbalError
 from .loader import load_problem
-from .nets import PINNModel, build_network
+from .nets import PINNModel, network_for
 from .problem import Problem
 from .storage import atomic_write_bytes, load_state, read_csv, read_json, save_state, write_csv, write_json
 
@@ -163,11 +163,7 @@ class SavedRun:
         if not problem_path or not Path(problem_path).is_file():
             raise PinnbalError(f"{self.path}: its problem file {problem_path!r} is gone; the model cannot be rebuilt")
         problem = load_problem(problem_path)
-        train = self.config["train"]
-        network = build_network(problem.domain.features, len(problem.outputs), train["arch"], train["width"],
-                                train["depth"], train["activation"], fourier_sigma=train.get("fourier_scale", 1.0),
-                                dropout=train.get("dropout", 0.0), rwf=train.get("rwf", ""))
-        model = PINNModel(problem, network)
+        model = PINNModel(problem, network_for(problem, self.config["train"]))
         model.load_state_dict(load_state(self.path / MODEL)["model"])
         model.to(torch.float64)
         model.eval()

@@ -51,9 +51,10 @@ class History:
         from tqdm.auto import tqdm
 
         self.trainer, self.started = trainer, started
-        self.bar = tqdm(total=trainer.config.steps + trainer.config.lbfgs, disable=not enabled, unit="step",
+        total = (trainer.config.steps + trainer.config.lbfgs) * trainer.config.time_windows
+        self.bar = tqdm(total=total, disable=not enabled, unit="step",
                         desc=f"{trainer.problem.name} [{trainer.balancer.name}]", dynamic_ncols=True, leave=True,
-                        initial=trainer.next_step + trainer.lbfgs_done)
+                        initial=trainer.step_offset + trainer.next_step + trainer.lbfgs_done)
 
     def record(self, step: int, phase: str, losses: torch.Tensor, weights: torch.Tensor, last: bool,
                force: bool = False) -> None:
@@ -61,6 +62,7 @@ class History:
         t = self.trainer
         if not (force or last or step % t.config.log_every == 0):
             return
+        step += t.step_offset  # the run's step count across --time-windows
         w = weights.detach().double().cpu()
         row: dict[str, Any] = {"step": step, "phase": phase, "wall_s": round(time.perf_counter() - self.started, 4),
                                "loss": float((w * losses.double().cpu()).sum())}
@@ -149,10 +151,10 @@ class Budget:
     def spent(trainer: Trainer, stage: str, step: int) -> bool:
         """True (and an event) when the budget ends this stage: Adam at half the budget if a second stage
         follows, else at all of it; the second stage at the whole budget."""
-        budget = trainer.config.budget
+        budget = trainer.config.budget / trainer.config.time_windows  # each window its share
         if stage == "adam" and trainer.config.lbfgs:
             budget /= 2
-        if not (budget and trainer.train_seconds >= budget):
+        if not (budget and trainer.train_seconds - trainer.window_started >= budget):
             return False
         trainer.events.append({"step": step, "event": f"time budget: {trainer.train_seconds:.1f} s of training",
                                "action": f"ended the {stage} stage"})

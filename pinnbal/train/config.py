@@ -46,6 +46,7 @@ class TrainConfig:
     activation: str = "tanh"
     fourier_scale: float = 1.0  # σ of the Fourier feature matrix B ~ N(0, σ²) (--arch fourier)
     rwf: str = ""  # random weight factorisation: "", "on" or "mean=M,std=S" (pinnbal.nets)
+    time_windows: int = 1  # train window by window in time, one network each (pinnbal.train.windows); 1: off
     sampler: str = "uniform"
     resample_every: int = 0  # 0: keep the first batch
     jacobian: str = "auto"

@@ -58,7 +58,7 @@ def rows(trainer) -> int:
         if info.weight == 0:
             continue
         if r is None:
-            count += sum(m.weight.numel() for m in trainer.model.network.modules() if isinstance(m, nn.Linear))
+            count += sum(m.weight.numel() for m in trainer.model.linear_layers())
         else:
             count += len(x) * r.shape[1]
     return count
@@ -185,7 +185,7 @@ class SumOfSquares:
 
         def rows(ps):
             def weights():
-                return torch.cat([m.weight.reshape(-1) for m in model.network.modules() if isinstance(m, nn.Linear)])
+                return torch.cat([m.weight.reshape(-1) for m in model.linear_layers()])
             W = functional_call(_Evaluation(model, weights), ps, ())
             return math.sqrt(self.weights[k] / W.numel()) * W.to(torch.float64)
 

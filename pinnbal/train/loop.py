@@ -176,15 +176,20 @@ def all_finite(losses: torch.Tensor, params: list[torch.Tensor]) -> bool:
 
 
 def fit(trainer: Trainer, progress_bar: bool = True) -> Run:
-    """Train from where the run stands (a fresh run or a restored checkpoint): Adam, then the second stage."""
+    """Train from where the run stands (a fresh run or a restored checkpoint): Adam, then the second stage (in
+    each time window in turn under ``--time-windows``)."""
     started = time.perf_counter() - trainer.wall_seconds
     history, checkpoints = History(trainer, progress_bar, started), Checkpoints(started)
     trainer.status = "running"
     try:
         with stop_on_signals(trainer.stop):
-            adam_stage(trainer, history, checkpoints, RollBack())
-            if trainer.config.lbfgs and trainer.status == "running" and trainer.early.stopped_at is None:
-                second_stage(trainer, history, checkpoints)
+            while True:
+                adam_stage(trainer, history, checkpoints, RollBack())
+                if trainer.config.lbfgs and trainer.status == "running" and trainer.early.stopped_at is None:
+                    second_stage(trainer, history, checkpoints)
+                if trainer.status != "running" or trainer.window + 1 >= trainer.config.time_windows:
+                    break
+                trainer.enter_window(trainer.window + 1)  # --time-windows: the next window starts where this ended
     finally:
         history.close()
     if trainer.status == "running":

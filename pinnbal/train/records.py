@@ -25,6 +25,8 @@ def snapshot(trainer: Trainer) -> dict[str, Any]:
         "lbfgs_multipliers": trainer.frozen,
         "balancer": dict(trainer.state),
         "batches": [None if x is None else x.detach() for _, x, _ in trainer.batches.items],
+        "batch_values": [v for _, _, v in trainer.batches.items],  # a window's start values come from its model
+        "window": {"index": trainer.window, "step_offset": trainer.step_offset, "started": trainer.window_started},
         "sampler_rng": trainer.batches.rng.bit_generator.state,
         "torch_rng": torch.get_rng_state(),
         "history": trainer.history,
@@ -38,7 +40,12 @@ def snapshot(trainer: Trainer) -> dict[str, Any]:
 
 def restore(trainer: Trainer, saved: dict[str, Any]) -> None:
     """Put ``trainer`` where :func:`snapshot` found it: the second stage's precision first, so nothing is rounded."""
-    if saved["lbfgs"] is not None:  # saved in the second stage: its precision first, so nothing is rounded
+    window = saved.get("window", {"index": 0})
+    if window["index"]:  # --time-windows: that window's problem and batches first (its values restored below)
+        trainer.enter_window(window["index"], warm=False)
+        trainer.step_offset, trainer.window_started = window["step_offset"], window["started"]
+    saved_dtype = next(v.dtype for v in saved["model"].values() if v.is_floating_point())
+    if saved["lbfgs"] is not None or saved_dtype != trainer.dtype:  # a float64 stage (or window) first: no rounding
         trainer.switch_precision()
     trainer.model.load_state_dict(saved["model"])
     trainer.adam.load_state_dict(saved["adam"])
@@ -48,9 +55,11 @@ def restore(trainer: Trainer, saved: dict[str, Any]) -> None:
         trainer.lbfgs.load_state_dict(saved["lbfgs"])
         trainer.frozen = saved.get("lbfgs_multipliers")
     trainer.state = dict(saved["balancer"])
+    values = saved.get("batch_values") or [v for _, _, v in trainer.batches.items]
     trainer.batches.items = [(t, None if x is None or t.shares else
-                           x.to(trainer.device).requires_grad_(trainer.batches.needs_grad(t)), v)
-                          for (t, _, v), x in zip(trainer.batches.items, saved["batches"])]
+                           x.to(trainer.device).requires_grad_(trainer.batches.needs_grad(t)),
+                           None if v is None else v.to(trainer.device))
+                          for (t, _, _), x, v in zip(trainer.batches.items, saved["batches"], values)]
     trainer.batches.relink()
     trainer.batches.rng.bit_generator.state = saved["sampler_rng"]
     torch.set_rng_state(saved["torch_rng"])
@@ -66,7 +75,7 @@ def result(trainer: Trainer, wall: float) -> Run:
     """The run as it stands: history, model and the metrics ``metrics.json`` records."""
     last = trainer.history[-1] if trainer.history else {}
     rel, per = trainer.rel_l2() if trainer.eval_v is not None else (None, None)
-    steps_run = trainer.next_step + trainer.lbfgs_done
+    steps_run = trainer.step_offset + trainer.next_step + trainer.lbfgs_done
     metrics = {
         "problem": trainer.problem.name,
         "balancer": trainer.balancer.name,
@@ -74,8 +83,9 @@ def result(trainer: Trainer, wall: float) -> Run:
         "seed": trainer.config.seed,
         "status": trainer.status,
         "steps": steps_run,
-        "adam_steps": trainer.next_step,
+        "adam_steps": trainer.next_step,  # of the last time window under --time-windows
         "lbfgs_iterations": trainer.lbfgs_done,
+        "time_windows": trainer.config.time_windows,
         "wall_s": round(wall, 3),
         "train_s": round(trainer.train_seconds, 3),
         "ms_per_step": round(1000 * (trainer.train_seconds - (trainer.compile_s or 0.0))
@@ -93,7 +103,7 @@ def result(trainer: Trainer, wall: float) -> Run:
         "device": str(trainer.device),
         "events": trainer.events,
     }
-    return Run(trainer.problem, trainer.model, trainer.config, trainer.balancer.spec, trainer.history, metrics)
+    return Run(trainer.full_problem, trainer.model, trainer.config, trainer.balancer.spec, trainer.history, metrics)
 
 
 def config_record(trainer: Trainer) -> dict[str, Any]:

@@ -20,7 +20,7 @@ The loops that drive it (:func:`pinnbal.train.loop.fit`) are in :mod:`pinnbal.tr
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,10 +34,10 @@ from ..batches import Batches, evaluate_terms, term_losses
 from ..context import TrainingContext
 from ..errors import ProblemError
 from ..jacobian import JacobianEngine, ntk_traces, sync
-from . import least_squares
+from . import least_squares, windows
 from .compiling import switch_on
 from ..loader import user_errors
-from ..nets import PINNModel, build_network
+from ..nets import PINNModel, Windowed, network_for, routed
 from ..problem import Problem
 from .config import DTYPES, TrainConfig, adam_progress, lr_schedule, pick_device
 from .early_stop import EarlyStopping
@@ -61,7 +61,7 @@ class Run:
         """Outputs (N, m) at coordinates ``x`` (N, d)."""
         param = next(self.model.parameters())
         xt = torch.as_tensor(np.asarray(x, dtype=float), dtype=param.dtype, device=param.device)
-        with torch.no_grad():
+        with torch.no_grad(), routed(self.model.network):
             return self.model(xt.reshape(-1, self.problem.domain.dim)).cpu().double().numpy()
 
 
@@ -71,12 +71,17 @@ class Trainer:
     def __init__(self, problem: Problem, balancer: str | Balancer, config: TrainConfig,
                  problem_path: str | None = None, out: Path | None = None):
         config.check(problem)
+        windows.check(problem, config.time_windows)
         self.problem, self.config, self.problem_path = problem, config, problem_path
+        self.full_problem = problem  # self.problem is the window in training under --time-windows
         self.balancer = make_balancer(balancer)
         self.request = self.balancer.request()  # what the balancer may ask for during the run
         self.device, self.dtype = pick_device(config.device), DTYPES[config.dtype]
         torch.manual_seed(config.seed)
         self.build_model()
+        self.window, self.step_offset, self.window_started = 0, 0, 0.0  # --time-windows: where the march stands
+        if self.config.time_windows > 1:
+            self.problem = windows.window_problem(problem, 0, self.config.time_windows, None)
         self.build_batches()
         self.build_terms()
         self.balancer.attach(problem)
@@ -102,13 +107,24 @@ class Trainer:
         switch_on(self)
 
     def build_model(self) -> None:
-        """The network (seeded), its trainable parameters, and the subset per-term gradients are taken over:
-        every one, the output layer's (``params=last``) or the weight matrices (``params=weights``)."""
+        """The network (seeded) and its trainable parameters (:meth:`choose_params`): every one, the output
+        layer's (``params=last``) or the weight matrices (``params=weights``) for per-term gradients."""
         cfg = self.config
-        network = build_network(self.problem.domain.features, len(self.problem.outputs), cfg.arch, cfg.width,
-                                cfg.depth, cfg.activation, fourier_sigma=cfg.fourier_scale, dropout=cfg.dropout,
-                                rwf=cfg.rwf)
-        self.model = PINNModel(self.problem, network).to(device=self.device, dtype=self.dtype)
+        self.model = PINNModel(self.problem, network_for(self.problem, asdict(cfg))).to(device=self.device,
+                                                                                      dtype=self.dtype)
+        if isinstance(self.model.network, Windowed):
+            self.activate(0)
+        self.choose_params()
+
+    def activate(self, i: int) -> None:
+        """Window ``i``'s network in training, the others frozen (their values stay in the model)."""
+        network = self.model.network
+        network.active = i
+        for j, net in enumerate(network.nets):
+            net.requires_grad_(j == i)
+
+    def choose_params(self) -> None:
+        """The trainable parameters and the subset per-term gradients are taken over."""
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         subsets = {"last": self.model.output_layer, "weights": self.model.weight_matrices}
         chosen = subsets.get(self.request.params)
@@ -154,6 +170,33 @@ class Trainer:
         self.failures = 0  # consecutive non-finite steps
         self.events: list[dict[str, Any]] = []
         self.diverged_terms: list[str] = []
+
+    def enter_window(self, i: int, warm: bool = True) -> None:
+        """Start window ``i`` of ``--time-windows`` (:mod:`pinnbal.train.windows`): its network from window
+        i − 1's weights (``warm``; a resume restores them instead), its problem, batches, terms, a fresh balancer
+        state and optimisers; the counters of the finished window move into ``step_offset``."""
+        network = self.model.network
+        if warm:
+            network.nets[i].load_state_dict(network.nets[i - 1].state_dict())
+        self.activate(i)
+        self.choose_params()
+        self.step_offset += self.next_step + self.lbfgs_done
+        self.window, self.window_started = i, self.train_seconds
+        self.next_step, self.lbfgs_done, self.lbfgs_previous, self.failures = 0, 0, None, 0
+        self.problem = windows.window_problem(self.full_problem, i, self.config.time_windows,
+                                              windows.previous_window(self.model, i))
+        self.build_batches()
+        self.build_terms()
+        self.balancer.attach(self.problem)
+        self.state = self.hold(self.balancer.init(self.terms))
+        self.early = EarlyStopping(self.config.early_stop)
+        self.adam = torch.optim.Adam(self.params, lr=self.config.lr)
+        self.scheduler = lr_schedule(self.adam, self.config)
+        self.context = TrainingContext(self) if self.request.context else None
+        self.stage = resolve(parse_stage(self.config.then), self.params)
+        self.lbfgs, self.frozen = None, None
+        self.probe()
+        switch_on(self)
 
     # -- checks before anything is written ----------------------------------
     def probe(self) -> None:
@@ -296,7 +339,7 @@ class Trainer:
         out = []
         mode = self.model.training
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), routed(self.model.network):
             for chunk in np.array_split(x, max(1, len(x) // 32768 + 1)):
                 xt = torch.as_tensor(chunk, dtype=self.dtype, device=self.device)
                 out.append(self.model(xt).double().cpu().numpy())
