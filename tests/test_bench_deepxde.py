@@ -17,7 +17,7 @@ from conftest import PROBLEMS
 from pinnbal.bench.deepxde import INSTALL
 from pinnbal.errors import OptionError
 
-ROW = re.compile(r"^\| (pinnbal|DeepXDE \(PyTorch backend\)) \| ([^|]+) \|(.*)\|$")
+ROW = re.compile(r"^\| (pinnbal(?:, autograd derivatives)?|DeepXDE \(PyTorch backend\)) \| ([^|]+) \|(.*)\|$")
 
 
 def table(report: str) -> dict[str, list[float]]:
@@ -26,7 +26,8 @@ def table(report: str) -> dict[str, list[float]]:
     for line in report.splitlines():
         match = ROW.match(line)
         if match:
-            rows[match[1].split()[0]] = [float(cell) for cell in match[3].split("|")]
+            code = "DeepXDE" if match[1].startswith("DeepXDE") else match[1]
+            rows[code] = [float(cell) if cell.strip() != "–" else None for cell in match[3].split("|")]
     return rows
 
 
@@ -69,13 +70,15 @@ def test_report_has_both_codes_with_times_and_errors(deepxde, cli, small_burgers
             "--threads", "1", "--out", out)
     assert r.rc == 0, r.err
     rows = table(r.out)
-    assert set(rows) == {"pinnbal", "DeepXDE"}
+    assert set(rows) == {"pinnbal", "pinnbal, autograd derivatives", "DeepXDE"}
     for code, (ms, loss, adam, lbfgs) in rows.items():
         assert math.isfinite(ms) and ms > 0, code
-        assert all(math.isfinite(v) and v > 0 for v in (loss, adam, lbfgs)), code
-    # the same points, weights, loss and optimiser: the same training, to float32 rounding
-    assert rows["DeepXDE"][1] == pytest.approx(rows["pinnbal"][1], rel=1e-3)
-    assert rows["DeepXDE"][2] == pytest.approx(rows["pinnbal"][2], rel=1e-3)
+        assert all(math.isfinite(v) and v > 0 for v in (loss, adam)), code
+        assert (lbfgs is None) == (code == "pinnbal, autograd derivatives"), code  # L-BFGS continues the default
+    # the same points, weights, loss and optimiser: the same training, to float32 rounding, by either engine
+    for code in ("pinnbal", "pinnbal, autograd derivatives"):
+        assert rows["DeepXDE"][1] == pytest.approx(rows[code][1], rel=1e-3)
+        assert rows["DeepXDE"][2] == pytest.approx(rows[code][2], rel=1e-3)
     text = out.read_text()
     assert text.strip() == r.out.strip()
     assert f"DeepXDE (PyTorch backend) | {deepxde.__version__} |" in text
@@ -90,7 +93,8 @@ def test_without_lbfgs_there_is_no_lbfgs_column(deepxde, small_burgers):
     report = deepxde_report(str(small_burgers), steps=2, lbfgs=0, threads=1, command="pinnbal bench deepxde",
                             settings={"width": 8, "depth": 2})
     rows = table(report)
-    assert set(rows) == {"pinnbal", "DeepXDE"} and all(len(v) == 3 for v in rows.values())
+    assert set(rows) == {"pinnbal", "pinnbal, autograd derivatives", "DeepXDE"}
+    assert all(len(v) == 3 for v in rows.values())
     assert "L-BFGS" not in report and "MLP 2 x 8 tanh" in report
 
 
