@@ -173,6 +173,7 @@ def combinations(draw):
         "sampler": draw(st.sampled_from(["uniform", "sobol", "lhs"])),
         "then": draw(st.sampled_from(THENS)),
         "rwf": draw(st.sampled_from(["", "on"])),
+        "time_windows": draw(st.sampled_from([1, 1, 2])),
         "steps": steps,
         "lbfgs": lbfgs,
         # a row with a step or an L-BFGS chunk after it, so that the stop takes effect before the end
@@ -189,7 +190,8 @@ def coverage_cases() -> list[dict]:
         steps, lbfgs = 3 + i % 4, i % 3
         cases.append({"problem": ("heat_inverse", "burgers")[i % 2], "spec": spec, "refusal": needle,
                       "holdout": (0.2, 0.0, 0.2)[i % 3], "resample_every": (0, 2)[i // 2 % 2], "sampler": "uniform",
-                      "then": THENS[i % len(THENS)], "rwf": ("", "on")[i % 2], "steps": steps, "lbfgs": lbfgs, "stop_after": (i * 7) % (steps + lbfgs - 1)})
+                      "then": THENS[i % len(THENS)], "rwf": ("", "on")[i % 2], "time_windows": (1, 1, 2)[i % 3],
+                      "steps": steps, "lbfgs": lbfgs, "stop_after": (i * 7) % (steps + lbfgs - 1)})
     for scheme in ("rba", "sa", "causal", RAR, RAD, f"{LEARNED}+sa", f"{META}+rba"):
         if registered(scheme):
             cases.append({"problem": "heat_inverse", "spec": scheme, "refusal": None, "holdout": 0.2,
@@ -220,7 +222,8 @@ def with_examples(cases):
 def command_line(case: dict) -> str:
     return (f"pinnbal run problems/{case['problem']}.py --balancer '{case['spec']}' --holdout {case['holdout']} "
             f"--resample-every {case['resample_every']} --sampler {case['sampler']} --steps {case['steps']} "
-            f"--lbfgs {case['lbfgs']} --then {case['then']} --rwf '{case.get('rwf', '')}' --width 8 --depth 1 --seed 3 --lr 0.01 --log-every 1 --checkpoint-every 2 "
+            f"--lbfgs {case['lbfgs']} --then {case['then']} --rwf '{case.get('rwf', '')}' "
+            f"--time-windows {case.get('time_windows', 1)} --width 8 --depth 1 --seed 3 --lr 0.01 --log-every 1 --checkpoint-every 2 "
             f"--device cpu (collocation points {POINTS[case['problem']]})")
 
 
@@ -263,7 +266,7 @@ def test_fuzz_combinations_train_or_are_refused_by_design(case):
     problem_path = small_problem(case["problem"])
     settings_ = dict(SETTINGS, steps=case["steps"], lbfgs=case["lbfgs"], holdout=case["holdout"],
                      resample_every=case["resample_every"], sampler=case["sampler"], then=case["then"],
-                     rwf=case.get("rwf", ""))
+                     rwf=case.get("rwf", ""), time_windows=case.get("time_windows", 1))
     with tempfile.TemporaryDirectory(prefix="pinnbal-fuzz-") as tmp:
         tmp = Path(tmp)
         if case["refusal"] is not None:
