@@ -64,6 +64,7 @@ class LevenbergMarquardt(torch.optim.Optimizer):
         self.damping = damping
         self.params = [p for group in self.param_groups for p in group["params"]]
         self.current: tuple[torch.Tensor, torch.Tensor] | None = None  # (ρ, J) at the state's x
+        self.normal: torch.Tensor | None = None  # JᵀJ (or JJᵀ) of ``current``: a rejected step reuses it
         #: True once no damping gives a step (F unchanged by a chunk is not enough: its steps may all be rejected)
         self.converged = False
 
@@ -82,7 +83,7 @@ class LevenbergMarquardt(torch.optim.Optimizer):
             state.update(x=self.flat(), lam=-1.0, nu=2.0, iterations=0)
         if self.current is None:  # ρ and J at x: kept between calls, not in the state (J is M × P), recomputed on resume
             self.assign(state["x"])
-            self.current = closure(True)
+            self.current, self.normal = closure(True), None
         for _ in range(self.param_groups[0]["max_iter"]):
             if not self.iterate(closure, state):
                 self.converged = True
@@ -93,7 +94,7 @@ class LevenbergMarquardt(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict) -> None:
         super().load_state_dict(state_dict)
-        self.current, self.converged = None, False
+        self.current, self.normal, self.converged = None, None, False
 
     def iterate(self, closure: Residuals, state: dict) -> bool:
         """One damped step from the state; False when the stage has converged (nothing left to gain)."""
@@ -102,7 +103,9 @@ class LevenbergMarquardt(torch.optim.Optimizer):
         if not bool(torch.isfinite(g).all()) or float(g.abs().max()) == 0.0:
             return False
         dual = J.shape[0] < J.shape[1]
-        A = J @ J.T if dual else J.T @ J
+        if self.normal is None:
+            self.normal = J @ J.T if dual else J.T @ J
+        A = self.normal
         scale = float(A.diagonal().max())
         if state["lam"] < 0:  # the first iteration: λ₀ = τ max diag(A)
             state["lam"] = self.damping * scale
@@ -111,7 +114,7 @@ class LevenbergMarquardt(torch.optim.Optimizer):
         state["iterations"] += 1
         h = self.solve(A, J, rho, g, state["lam"], dual)
         if h is None:  # A + λI not positive definite in floating point: damp more
-            state["lam"], state["nu"] = max(state["lam"], 1e-12 * scale) * state["nu"], 2 * state["nu"]
+            self.damp_more(state, scale)
             return True
         predicted = float(h @ (state["lam"] * h - g))
         self.assign(x + h)
@@ -119,12 +122,17 @@ class LevenbergMarquardt(torch.optim.Optimizer):
         actual = float(rho @ rho) - float(rho_new @ rho_new)
         q = actual / predicted if predicted > 0 else -1.0
         if math.isfinite(actual) and q > 0:
-            self.current = closure(True)
+            self.current, self.normal = closure(True), None
             state.update(x=x + h, nu=2.0, lam=state["lam"] * max(1.0 / 3.0, 1.0 - (2.0 * q - 1.0) ** 3))
         else:
-            state["lam"], state["nu"] = state["lam"] * state["nu"], 2 * state["nu"]
+            self.damp_more(state, scale)
             self.assign(x)
         return True
+
+    @staticmethod
+    def damp_more(state: dict, scale: float) -> None:
+        """λ ← λ ν, ν ← 2ν after a rejected step (from 1e-12 max diag(A) when λ is 0: an undamped start)."""
+        state["lam"], state["nu"] = max(state["lam"], 1e-12 * scale) * state["nu"], 2 * state["nu"]
 
     @staticmethod
     def solve(A: torch.Tensor, J: torch.Tensor, rho: torch.Tensor, g: torch.Tensor, lam: float,
