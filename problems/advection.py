@@ -33,7 +33,8 @@ problem = pb.Problem(
 )
 
 # Our measurement (README, "Accuracy"): time-marching over 5 windows, each 1000 Adam steps then 500 iterations of
-# self-scaled BFGS in float64, fixed weights, reached rel L2 5.2e-3 in 310 s on one CPU thread (seed 0); one
-# network over the whole interval stayed near 1 with any balancer (gallery/benchmarks/accuracy-float64.md).
+# self-scaled BFGS in float64, fixed weights, reached rel L2 5.2e-3, 8.5e-3 and 9.0e-3 (seeds 0-2) in 310-342 s
+# on one CPU thread; one network over the whole interval stayed near 1 with any balancer
+# (gallery/benchmarks/accuracy-float64.md).
 recipe = pb.Recipe(balancer="fixed", time_windows=5, steps=1000, then="ssbfgs", lbfgs=500,
                    source="pinnbal's own measurement: 5 time windows, README 'Accuracy'")
