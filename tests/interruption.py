@@ -34,3 +34,12 @@ def interrupted_run(problem_path: str | Path, spec: str, out: Path, stop_after: 
 def strip_wall(history: list[dict]) -> list[dict]:
     """History rows without their wall-clock times (the only column two identical runs may differ in)."""
     return [{k: v for k, v in row.items() if k != "wall_s"} for row in history]
+
+
+def whole_and_resumed(problem_path: str | Path, spec: str, settings: dict, stop_after: int, tmp: Path):
+    """The same run trained straight through and stopped after row ``stop_after`` then resumed: (whole, resumed)."""
+    from pinnbal.workflow import resume, train
+
+    whole = train(str(problem_path), spec, out=tmp / "whole", render=False, **settings)
+    interrupted_run(problem_path, spec, tmp / "cut", stop_after, settings)
+    return whole, resume(tmp / "cut", render=False)

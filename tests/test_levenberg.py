@@ -132,14 +132,10 @@ def test_lm_trains_a_problem_below_its_loss_at_the_switch_and_logs_as_lm():
 
 @pytest.mark.parametrize("stop_after", [3, 9])
 def test_resuming_before_or_inside_the_lm_stage_is_bit_exact(stop_after, tmp_path):
-    from interruption import interrupted_run, strip_wall
-    from pinnbal.workflow import resume
+    from interruption import strip_wall, whole_and_resumed
 
     settings = {"steps": 6, "lbfgs": 8, "width": 8, "depth": 1, "log_every": 2, "checkpoint_every": 2, "then": "lm"}
-    whole = train("problems/poisson1d.py", "lra:every=2", out=tmp_path / "whole", render=False, **settings)
-    out = tmp_path / "cut"
-    interrupted_run("problems/poisson1d.py", "lra:every=2", out, stop_after, settings)
-    resumed = resume(out, render=False)
+    whole, resumed = whole_and_resumed("problems/poisson1d.py", "lra:every=2", settings, stop_after, tmp_path)
     assert strip_wall(resumed.history) == strip_wall(whole.history)
     assert resumed.metrics["rel_l2"] == whole.metrics["rel_l2"]
 

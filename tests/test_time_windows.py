@@ -107,14 +107,10 @@ def test_a_windowed_run_directory_rebuilds_its_model(tmp_path):
 
 @pytest.mark.parametrize("stop_after", [4, 12, 17])  # window 1's Adam, window 2's Adam, window 2's second stage
 def test_resuming_anywhere_in_the_march_is_bit_exact(stop_after, tmp_path):
-    from interruption import interrupted_run, strip_wall
-    from pinnbal.workflow import resume
+    from interruption import strip_wall, whole_and_resumed
 
     settings = SMALL | {"time_windows": 2}
-    whole = train("problems/heat_inverse.py", "lra:every=2", out=tmp_path / "whole", render=False, **settings)
-    out = tmp_path / "cut"
-    interrupted_run("problems/heat_inverse.py", "lra:every=2", out, stop_after, settings)
-    resumed = resume(out, render=False)
+    whole, resumed = whole_and_resumed("problems/heat_inverse.py", "lra:every=2", settings, stop_after, tmp_path)
     assert strip_wall(resumed.history) == strip_wall(whole.history)
     assert resumed.metrics["rel_l2"] == whole.metrics["rel_l2"]
     assert resumed.metrics["unknowns"] == whole.metrics["unknowns"]

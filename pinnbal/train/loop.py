@@ -87,7 +87,8 @@ def second_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -
         trainer.early.bad = 0  # a new optimiser gets the whole patience
     optimizer = trainer.lbfgs
     weights = held.to(device=trainer.device, dtype=trainer.dtype)
-    closure, last = (least_squares_objective if method == "lm" else fixed_objective)(trainer, weights)
+    # lm's closure gives residuals, not term losses: those are evaluated after each chunk instead
+    closure, last = (SumOfSquares(trainer, weights), {}) if method == "lm" else fixed_objective(trainer, weights)
     while trainer.lbfgs_done < cfg.lbfgs:
         chunk = min(cfg.log_every, cfg.lbfgs - trainer.lbfgs_done)
         set_chunk(optimizer, chunk)
@@ -98,7 +99,7 @@ def second_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -
         before = trainer.lbfgs_done
         trainer.lbfgs_done += chunk
         stopping = trainer.stop.signum is not None
-        losses = last["losses"]
+        losses = last["losses"] if last else evaluate_terms(trainer.model, trainer.batches).means
         if not (math.isfinite(loss) and bool(torch.isfinite(losses).all())):
             trainer.model.load_state_dict(kept)
             trainer.events.append({"step": trainer.next_step + before, "event": f"non-finite loss in {method}",
@@ -138,25 +139,6 @@ def fixed_objective(trainer: Trainer, weights: torch.Tensor):
         return total.detach()
 
     return closure, last
-
-
-def least_squares_objective(trainer: Trainer, weights: torch.Tensor):
-    """``--then lm``'s closure: ρ and, when asked, J (:class:`~pinnbal.train.least_squares.SumOfSquares`); the
-    dict's ``losses`` are the term losses at the current parameters, computed when read."""
-    return SumOfSquares(trainer, weights), CurrentLosses(trainer)
-
-
-class CurrentLosses(dict):
-    """``{"losses": ...}`` whose value is evaluated on reading: the plain mean pointwise loss of each term."""
-
-    def __init__(self, trainer: Trainer):
-        super().__init__()
-        self.trainer = trainer
-
-    def __getitem__(self, key):
-        if key != "losses":
-            raise KeyError(key)
-        return evaluate_terms(self.trainer.model, self.trainer.batches).means
 
 
 class FrozenPoints:

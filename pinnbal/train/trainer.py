@@ -82,22 +82,14 @@ class Trainer:
         self.window, self.step_offset, self.window_started = 0, 0, 0.0  # --time-windows: where the march stands
         if self.config.time_windows > 1:
             self.problem = windows.window_problem(problem, 0, self.config.time_windows, None)
-        self.build_batches()
-        self.build_terms()
-        self.balancer.attach(problem)
-        self.state = self.hold(self.balancer.init(self.terms))
+        self.balancer.attach(problem)  # once, with the whole problem (a window's is a slice of it)
+        self.build_window()
         self.jacobian = JacobianEngine(config.jacobian)
-        self.early = EarlyStopping(config.early_stop)
         with user_errors():
             self.eval_x, self.eval_v = problem.evaluation_set()
         self.out = None if out is None else Path(out)
-        self.adam = torch.optim.Adam(self.params, lr=config.lr)
-        self.scheduler = lr_schedule(self.adam, config)
-        self.context = TrainingContext(self) if self.request.context else None
-        self.stage = resolve(parse_stage(config.then), self.params)
+        self.build_optimisers()
         check_size(self.stage, self.params)
-        self.lbfgs: torch.optim.Optimizer | None = None  # the second stage's optimiser, made at the switch
-        self.frozen: list[torch.Tensor | None] | None = None  # per-point multipliers held through the second stage
         self.reset_counters()
         self.stop = StopFlag()
         self.on_row: list[Callable[[dict[str, Any]], None]] = []  # called with every history row as it is recorded
@@ -129,6 +121,24 @@ class Trainer:
         subsets = {"last": self.model.output_layer, "weights": self.model.weight_matrices}
         chosen = subsets.get(self.request.params)
         self.jacobian_params = self.params if chosen is None else chosen()
+
+    def build_window(self) -> None:
+        """The batches, the terms and a fresh balancer state for ``self.problem`` (the run's, or a time window's)."""
+        self.build_batches()
+        self.build_terms()
+        self.state = self.hold(self.balancer.init(self.terms))
+
+    def build_optimisers(self) -> None:
+        """Fresh early stopping, Adam and its schedule, training context and second-stage spec (its optimiser is
+        made at the switch)."""
+        cfg = self.config
+        self.early = EarlyStopping(cfg.early_stop)
+        self.adam = torch.optim.Adam(self.params, lr=cfg.lr)
+        self.scheduler = lr_schedule(self.adam, cfg)
+        self.context = TrainingContext(self) if self.request.context else None
+        self.stage = resolve(parse_stage(cfg.then), self.params)
+        self.lbfgs: torch.optim.Optimizer | None = None  # the second stage's optimiser, made at the switch
+        self.frozen: list[torch.Tensor | None] | None = None  # per-point multipliers held through the second stage
 
     def build_batches(self) -> None:
         """Training batches, and validation batches for early stopping and validation-driven balancers
@@ -185,16 +195,8 @@ class Trainer:
         self.next_step, self.lbfgs_done, self.lbfgs_previous, self.failures = 0, 0, None, 0
         self.problem = windows.window_problem(self.full_problem, i, self.config.time_windows,
                                               windows.previous_window(self.model, i))
-        self.build_batches()
-        self.build_terms()
-        self.balancer.attach(self.problem)
-        self.state = self.hold(self.balancer.init(self.terms))
-        self.early = EarlyStopping(self.config.early_stop)
-        self.adam = torch.optim.Adam(self.params, lr=self.config.lr)
-        self.scheduler = lr_schedule(self.adam, self.config)
-        self.context = TrainingContext(self) if self.request.context else None
-        self.stage = resolve(parse_stage(self.config.then), self.params)
-        self.lbfgs, self.frozen = None, None
+        self.build_window()
+        self.build_optimisers()
         self.probe()
         switch_on(self)
 
