@@ -192,6 +192,8 @@ def add_bench_deepxde(suites) -> None:
                       "column " + DEFAULTS_HELP)
     dxde.add_argument("--rounds", type=int, default=3, help="timings per code, the fastest kept " + DEFAULTS_HELP)
     dxde.add_argument("--threads", type=int, help="torch threads for both codes (default: this process's CPUs)")
+    dxde.add_argument("--compiled", action="store_true", help="also time pinnbal with --compile on (its first step "
+                      "compiles: 20-60 s on a CPU, reported apart)")
     dxde.add_argument("--lr", type=float, help="the constant Adam learning rate (default: pinnbal's)")
     dxde.add_argument("--seed", type=int, default=0, help="seed of the points and initial weights " + DEFAULTS_HELP)
     dxde.add_argument("--width", type=int, default=32, help=DEFAULTS_HELP)
@@ -378,7 +380,7 @@ def cmd_bench_deepxde(args) -> int:
     if args.lr is not None:
         settings["lr"] = args.lr
     report = deepxde_report(args.problem, args.steps, args.lbfgs, args.threads or available_cpus(),
-                            bench_command("deepxde"), args.rounds, settings)
+                            bench_command("deepxde"), args.rounds, settings, args.compiled)
     return write_report(report, args.out)
 
 

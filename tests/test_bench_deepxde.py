@@ -17,17 +17,18 @@ from conftest import PROBLEMS
 from pinnbal.bench.deepxde import INSTALL
 from pinnbal.errors import OptionError
 
-ROW = re.compile(r"^\| (pinnbal(?:, autograd derivatives)?|DeepXDE \(PyTorch backend\)) \| ([^|]+) \|(.*)\|$")
+ROW = re.compile(r"^\| (pinnbal(?:, autograd derivatives|, --compile on)?|DeepXDE \(PyTorch backend\)) \| ([^|]+) \|(.*)\|$")
 
 
 def table(report: str) -> dict[str, list[float]]:
-    """code -> the numbers of its row (ms / step, loss, rel L2 after Adam[, after L-BFGS])."""
+    """code -> the numbers of its row (ms / step, loss, rel L2 after Adam[, after L-BFGS]); a compiled row's
+    "(compile N s)" beside its ms / step is left out."""
     rows = {}
     for line in report.splitlines():
         match = ROW.match(line)
         if match:
             code = "DeepXDE" if match[1].startswith("DeepXDE") else match[1]
-            rows[code] = [float(cell) if cell.strip() != "–" else None for cell in match[3].split("|")]
+            rows[code] = [float(cell.split()[0]) if cell.strip() != "–" else None for cell in match[3].split("|")]
     return rows
 
 
@@ -96,6 +97,18 @@ def test_without_lbfgs_there_is_no_lbfgs_column(deepxde, small_burgers):
     assert set(rows) == {"pinnbal", "pinnbal, autograd derivatives", "DeepXDE"}
     assert all(len(v) == 3 for v in rows.values())
     assert "L-BFGS" not in report and "MLP 2 x 8 tanh" in report
+
+
+def test_compiled_row_trains_the_same_and_reports_its_compile_apart(deepxde, small_burgers):
+    from pinnbal.bench.deepxde import deepxde_report
+
+    report = deepxde_report(str(small_burgers), steps=3, lbfgs=0, threads=1, command="pinnbal bench deepxde",
+                            settings={"width": 8, "depth": 2}, compiled=True)
+    rows = table(report)
+    assert set(rows) == {"pinnbal", "pinnbal, autograd derivatives", "pinnbal, --compile on", "DeepXDE"}
+    assert rows["pinnbal, --compile on"][1] == pytest.approx(rows["pinnbal"][1], rel=1e-4)  # same training
+    assert re.search(r"\| pinnbal, --compile on \| [^|]+ \| [0-9.]+ \(compile [0-9.]+ s\) \|", report)
+    assert "× with the forward derivatives and the loss under torch.compile" in report
 
 
 def test_other_problems_are_refused(deepxde, cli, tiny_problem, small_burgers, work_dir):

@@ -95,6 +95,7 @@ class Side:
     loss: float  # training loss after Adam (unweighted sum of the term losses)
     rel_l2_adam: float | None
     rel_l2_lbfgs: float | None = None
+    compile_s: float | None = None  # pinnbal under --compile on: its first step, apart from ms_per_step
 
 
 @dataclass
@@ -148,14 +149,17 @@ def burgers_setup(problem_path: str, config: TrainConfig) -> Setup:
     return Setup(problem, config, residual, conditions, eval_x, eval_v)
 
 
-#: pinnbal's rows: its default derivatives (carried forward through the network) and nested autograd
-ENGINES = (("pinnbal", "forward"), ("pinnbal, autograd derivatives", "autograd"))
+#: pinnbal's rows, (name, --derivatives, --compile): its defaults (derivatives carried forward through the
+#: network), nested autograd as DeepXDE takes them, and the forward derivatives with the loss compiled
+ENGINES = (("pinnbal", "forward", "off"), ("pinnbal, autograd derivatives", "autograd", "off"),
+           ("pinnbal, --compile on", "forward", "on"))
 
 
-def pinnbal_trainer(setup: Setup, derivatives: str = "forward") -> Trainer:
+def pinnbal_trainer(setup: Setup, derivatives: str = "forward", compile: str = "off") -> Trainer:
     """A fresh pinnbal run of the setup: ``fixed`` weights of 1, constant learning rate, no L-BFGS yet."""
     weights = {t.name: 1.0 for t in setup.problem.terms}
-    return Trainer(setup.problem, "fixed", replace(setup.config, lbfgs=0, weights=weights, derivatives=derivatives))
+    return Trainer(setup.problem, "fixed", replace(setup.config, lbfgs=0, weights=weights, derivatives=derivatives,
+                                                   compile=compile))
 
 
 def deepxde_model(dde, setup: Setup, trainer: Trainer):
@@ -216,9 +220,11 @@ def rel_l2(prediction: np.ndarray, reference: np.ndarray | None) -> float | None
 
 
 def time_pinnbal(trainer: Trainer) -> float:
-    """Train ``trainer``'s Adam steps; ms per step."""
+    """Train ``trainer``'s Adam steps; ms per step (under ``--compile on`` the first step, the compile, left out:
+    it is ``trainer.compile_s``)."""
     fit(trainer, progress_bar=False)
-    return 1000 * trainer.train_seconds / trainer.config.steps
+    compiled = trainer.compile_s is not None
+    return 1000 * (trainer.train_seconds - (trainer.compile_s or 0.0)) / max(trainer.config.steps - compiled, 1)
 
 
 def time_deepxde(dde, model, steps: int) -> float:
@@ -281,14 +287,16 @@ def lbfgs_deepxde(dde, model, iterations: int) -> None:
 
 
 def deepxde_comparison(problem_path: str, steps: int, lbfgs: int, threads: int, rounds: int = 1,
-                       settings: dict | None = None) -> tuple[list[Side], Setup]:
-    """Train both codes on the same setup; their rows (pinnbal first) and the setup.
+                       settings: dict | None = None, compiled: bool = False) -> tuple[list[Side], Setup]:
+    """Train both codes on the same setup; their rows (pinnbal's :data:`ENGINES` first, the compiled one only
+    with ``compiled``) and the setup.
 
     ``settings``: TrainConfig fields for the network and the optimiser
     (``width``, ``depth``, ``lr``, ``seed``, ...); the device (CPU), the
     dtype (float32) and the learning-rate decay (none) are fixed here.
     """
     dde = import_deepxde()
+    engines = [engine for engine in ENGINES if compiled or engine[2] == "off"]
     if min(steps, threads, rounds) < 1 or lbfgs < 0:
         raise OptionError("bench deepxde: --steps, --threads and --rounds must be >= 1, --lbfgs >= 0")
     # float32 L-BFGS on both sides (DeepXDE's own precision): the same optimiser, not pinnbal's float64 default
@@ -302,13 +310,13 @@ def deepxde_comparison(problem_path: str, steps: int, lbfgs: int, threads: int, 
         warm = pinnbal_trainer(replace(setup, config=replace(config, steps=min(steps, WARMUP_STEPS))))
         warm_model = deepxde_model(dde, setup, warm)
         check_same_residual(dde, warm, warm_model)
-        for _, derivatives in ENGINES:  # warm-up: allocations, caches, lazy imports
-            time_pinnbal(pinnbal_trainer(replace(setup, config=warm.config), derivatives))
+        for _, derivatives, compile in engines:  # warm-up: allocations, caches, lazy imports, the compile cache
+            time_pinnbal(pinnbal_trainer(replace(setup, config=warm.config), derivatives, compile))
         time_deepxde(dde, warm_model, warm.config.steps)
-        best = {name: math.inf for name, _ in ENGINES} | {"deepxde": math.inf}
+        best = {name: math.inf for name, _, _ in engines} | {"deepxde": math.inf}
         kept = None
         for r in range(rounds):
-            trainers = {name: pinnbal_trainer(setup, derivatives) for name, derivatives in ENGINES}
+            trainers = {name: pinnbal_trainer(setup, derivatives, compile) for name, derivatives, compile in engines}
             model = deepxde_model(dde, setup, trainers["pinnbal"])
             order = [(name, lambda t=t: time_pinnbal(t)) for name, t in trainers.items()]
             order.append(("deepxde", lambda: time_deepxde(dde, model, steps)))
@@ -318,7 +326,8 @@ def deepxde_comparison(problem_path: str, steps: int, lbfgs: int, threads: int, 
             kept = kept or (trainers, model)
         trainers, model = kept
         ours = [Side(name, __version__, best[name], pinnbal_loss(trainer),
-                     rel_l2(trainer.predict(setup.eval_x), setup.eval_v)) for name, trainer in trainers.items()]
+                     rel_l2(trainer.predict(setup.eval_x), setup.eval_v), compile_s=trainer.compile_s)
+                for name, trainer in trainers.items()]
         with contextlib.redirect_stdout(io.StringIO()):
             predicted = model.predict(setup.eval_x.astype(np.float32))
         theirs = Side("DeepXDE (PyTorch backend)", dde.__version__, best["deepxde"], deepxde_loss(model),
@@ -337,9 +346,9 @@ def deepxde_comparison(problem_path: str, steps: int, lbfgs: int, threads: int, 
 
 
 def deepxde_report(problem_path: str, steps: int, lbfgs: int, threads: int, command: str, rounds: int = 1,
-                   settings: dict | None = None) -> str:
+                   settings: dict | None = None, compiled: bool = False) -> str:
     """The Markdown report of ``pinnbal bench deepxde`` (the layout of ``pinnbal bench speed``'s)."""
-    rows, setup = deepxde_comparison(problem_path, steps, lbfgs, threads, rounds, settings)
+    rows, setup = deepxde_comparison(problem_path, steps, lbfgs, threads, rounds, settings, compiled)
     config = setup.config
     points = ", ".join([f"{len(setup.residual)} residual"] + [f"{len(p)} {kind} ({name})"
                                                               for name, kind, p, _ in setup.conditions])
@@ -363,12 +372,16 @@ def deepxde_report(problem_path: str, steps: int, lbfgs: int, threads: int, comm
              + (f" rel L2 after {lbfgs} L-BFGS |" if lbfgs else ""),
              "| --- | --- | --- | --- | --- |" + (" --- |" if lbfgs else "")]
     for row in rows:
-        lines.append(f"| {row.code} | {row.version} | {row.ms_per_step:.2f} | {num(row.loss, '.3e')} | "
+        ms = f"{row.ms_per_step:.2f}" + ("" if row.compile_s is None else f" (compile {row.compile_s:.1f} s)")
+        lines.append(f"| {row.code} | {row.version} | {ms} | {num(row.loss, '.3e')} | "
                      f"{num(row.rel_l2_adam, '.3e')} |" + (f" {num(row.rel_l2_lbfgs, '.3e')} |" if lbfgs else ""))
-    ours, nested, theirs = rows
+    (ours, nested, *compiled), theirs = rows[:-1], rows[-1]
     lines += ["", f"DeepXDE / pinnbal time per Adam step: {theirs.ms_per_step / ours.ms_per_step:.2f} × with "
               f"pinnbal's default derivatives (carried forward through the network), "
-              f"{theirs.ms_per_step / nested.ms_per_step:.2f} × with nested autograd as DeepXDE takes them.  DeepXDE "
+              f"{theirs.ms_per_step / nested.ms_per_step:.2f} × with nested autograd as DeepXDE takes them"
+              + "".join([f", {theirs.ms_per_step / row.ms_per_step:.2f} × with the forward derivatives and the loss "
+                         f"under torch.compile (its first step, the compile, apart)" for row in compiled])
+              + ".  DeepXDE "
               f"evaluates the PDE residual on every training point, the boundary and initial ones included, and "
               f"keeps the interior part; pinnbal evaluates each term on its own points."
               + ("  L-BFGS continues pinnbal's default row." if lbfgs else ""), ""]
