@@ -382,9 +382,32 @@ def add(a: Jet, b: Jet, sign: int = 1) -> Jet:
     return out
 
 
+#: under ``torch.compile`` a layer with at most this many outputs is a broadcast product and a sum, not a
+#: matrix product (see :func:`linear`)
+NARROW = 4
+
+
 def linear(jet: Jet, weight: torch.Tensor, bias: torch.Tensor | None) -> Jet:
-    """z = h Wᵀ + b: the bias on the value only."""
-    return {key: F.linear(v, weight, None if key else bias) for key, v in jet.items()}
+    """z = h Wᵀ + b: the bias on the value only.
+
+    Under ``torch.compile`` a narrow layer (≤ :data:`NARROW` outputs: a network's output layer) and a
+    single-row input (the first layer's derivative rows e_i / w_i) are written z_j = Σ_i h_i W_ji + b_j, a
+    broadcast product and a sum, which inductor fuses into the kernels around it, where a matrix product
+    with one or a few columns or rows (and, in the backward, an outer product) is a BLAS call that runs far
+    below the machine's speed.  Measured (2-core CPU, torch 2.13, 8192 × 32 → 1, forward and backward
+    compiled): 0.51 ms against 0.91 ms; → 3: 1.05 ms against 1.85 ms; a compiled Burgers step (4 × 32, one
+    thread) 53.3 → 46.9 ms for the output layer and 48.2 → 45.7 ms more for the rows.  Eagerly the matrix
+    product is faster (0.66 against 0.90 ms), so it stays."""
+    if not torch.compiler.is_compiling():
+        return {key: F.linear(v, weight, None if key else bias) for key, v in jet.items()}
+    narrow = weight.shape[0] <= NARROW
+    return {key: (_narrow_linear if narrow or v.shape[0] == 1 else F.linear)(v, weight, None if key else bias)
+            for key, v in jet.items()}
+
+
+def _narrow_linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    z = (h.unsqueeze(-2) * weight).sum(-1)
+    return z if bias is None else z + bias
 
 
 def concat(jets: list[Jet], n: int) -> Jet:
@@ -721,7 +744,9 @@ def batch_losses(model: PINNModel, terms, keys, jvp: bool = False, strict: bool 
 
     def evaluate(x: torch.Tensor, values: list) -> list:
         where = f"term {terms[0].name!r}"
-        p = forward_points(model, x, where, keys, jvp, strict, **_points_options(terms[0]))
+        # strict: every derivative is carried forward, none by autograd, so no gradient by the points is needed
+        # (the backward would otherwise compute one, a product with the first layer, and accumulate it)
+        p = forward_points(model, x.detach() if strict else x, where, keys, jvp, strict, **_points_options(terms[0]))
         out = []
         for term, v in zip(terms, values):
             r = term.residual(labelled(p, f"term {term.name!r}"), v)

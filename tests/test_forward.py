@@ -243,20 +243,25 @@ def test_a_compiled_loss_that_cannot_be_forward_runs_eagerly_with_a_reason():
     assert torch.allclose(r, problem.terms[0].residual(model.points(x, "a"), None), rtol=0, atol=1e-14)
 
 
-def test_the_whole_loss_compiles_as_one_graph_with_one_backward():
+@pytest.mark.parametrize("outputs", [["u"], ["u", "v", "w"]])
+def test_the_whole_loss_compiles_as_one_graph_with_one_backward(outputs):
     """Dynamo captures the residual, the jets and the transform in one graph (fullgraph: no break), AOT
-    autograd makes its single backward; ``aot_eager`` skips code generation, which keeps the test short."""
-    problem = pb.Problem("burgers", pb.Box(x=(-1.0, 1.0), t=(0.0, 1.0)), ["u"],
-                         [pb.Residual("pde", lambda p: p.u_t + p.u * p.u_x - 0.01 * p.u_xx, points=8)],
+    autograd makes its single backward; ``aot_eager`` skips code generation, which keeps the test short.
+    The output layer (1 or 3 outputs) takes the compiled path's product-and-sum rule; the points get no
+    gradient (none is needed)."""
+    problem = pb.Problem("burgers", pb.Box(x=(-1.0, 1.0), t=(0.0, 1.0)), outputs,
+                         [pb.Residual("pde", lambda p: p.u_t + p.u * p.u_x - 0.01 * p.u_xx + p.d(outputs[-1], "t"),
+                                      points=8)],
                          transform=lambda p, u: p.t * u - torch.sin(math.pi * p.x))
     torch.manual_seed(0)
-    model = PINNModel(problem, build_network(2, 1, width=8, depth=2)).double()
+    model = PINNModel(problem, build_network(2, len(outputs), width=8, depth=2)).double()
     x = points_in(model)
     keys = fw.term_keys(model, problem.terms, x)
     run = fw.compiled_batch_losses(model, problem.terms, keys, backend="aot_eager", fullgraph=True)
     (r, ell), = run(x, [None])
     assert run.reason is None and run.compile_seconds > 0
     params = list(model.parameters())
+    assert torch.autograd.grad(ell.mean(), x, retain_graph=True, allow_unused=True) == (None,)
     got = torch.autograd.grad(ell.mean(), params)
     want_r = problem.terms[0].residual(model.points(x, "a"), None)
     want = torch.autograd.grad(want_r.pow(2).mean(dim=1).mean(), params)
