@@ -175,8 +175,8 @@ def add_bench_speed(suites) -> None:
     speed.add_argument("--rounds", type=int, default=3, help="timings per balancer, the fastest kept " + DEFAULTS_HELP)
     speed.add_argument("--derivative-problems", help="problem files (or names in problems/) to time both derivative "
                        "engines on, comma-separated; all: every problem in problems/ (default: --problem)")
-    speed.add_argument("--compiled", action="store_true", help="also time --problem with --compile on (its first "
-                       "step compiles: 25-60 s on a CPU)")
+    speed.add_argument("--compiled", action="store_true", help="also time every problem with --compile on (its "
+                       "first step compiles: 20-60 s per problem on a CPU, reported apart)")
     speed.add_argument("--width", type=int, default=32, help=DEFAULTS_HELP)
     speed.add_argument("--depth", type=int, default=4, help=DEFAULTS_HELP)
     speed.add_argument("--out", help="also write the Markdown report to this file")

@@ -34,7 +34,9 @@ def test_derivative_engines_are_timed_per_problem_from_the_command_line(tmp_path
                  "--derivative-problems", "poisson1d,heat_inverse", "--out", str(out)]) == 0
     report = out.read_text()
     assert re.search(r"\| poisson1d \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|", report)
-    assert report.count("| poisson1d |") == 1 and "| heat_inverse |" in report  # --problem is not timed twice
+    assert report.count("| poisson1d |") == 1  # --problem is not timed twice
+    # every problem gets the compiled column: its time and compile seconds (the unknown κ compiles too)
+    assert re.search(r"\| heat_inverse \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|", report)
     assert main(["bench", "speed", "--derivative-problems", "nonesuch", "--steps", "1"]) == 2
 
 
@@ -59,3 +61,18 @@ def test_a_problem_with_shared_points_is_also_timed_on_separate_points():
                           settings=TINY)
     assert re.search(r"Terms sharing points .*: [0-9.]+ ms/step as written, [0-9.]+ ms/step with every term on "
                      r"points of its own \([0-9.]+×\)", report)
+
+
+def test_a_compiled_run_that_fell_back_to_eager_shows_no_compiled_time(monkeypatch):
+    """A run under --compile on whose loss could not compile trained eagerly: its time is not a compiled one."""
+    import pinnbal.bench.speed as speed
+
+    real = speed.train
+
+    def train(problem, balancer, **settings):
+        return real(problem, balancer, **{**settings, "compile": "off"})  # as a fallen-back compiled run ends
+
+    monkeypatch.setattr(speed, "train", train)
+    (row,) = speed.derivative_speed(["problems/poisson1d.py"], steps=3, settings=TINY, rounds=2, compiled=True)
+    assert row["compiled"] is None and row["compile_s"] is None
+    assert row["autograd"] > 0 and row["forward"] > 0
