@@ -226,7 +226,8 @@ def evaluate_terms(model: PINNModel, batches: Batches, balancer=None,
             owner = term.shares or term.name
             if owner not in compiled:
                 observed = [v for t, x_, v in batches.items if x_ is not None and (t.shares or t.name) == owner]
-                compiled[owner] = iter(batches.compiled_losses(model, owner)(x, observed))
+                normals = model.normals_at(x) if term.on_boundary else None
+                compiled[owner] = iter(batches.compiled_losses(model, owner)(x, observed, normals))
             r, ell = next(compiled[owner])
             residuals.append(r)
             pointwise.append(ell)

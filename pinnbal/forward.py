@@ -65,6 +65,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+import types
 from collections import Counter
 from typing import Callable, Iterable
 
@@ -737,16 +738,18 @@ def term_keys(model: PINNModel, terms, x: torch.Tensor, values=None, n: int = 4)
 # -- compiled evaluation -------------------------------------------------------------------------------
 
 def batch_losses(model: PINNModel, terms, keys, jvp: bool = False, strict: bool = False) -> Callable:
-    """f(x, values) → [(residual, pointwise loss ℓ)] for ``terms`` sharing the batch ``x`` (``values``: each
-    term's observations or None), derivatives forward; the eager function (:func:`compiled_batch_losses`
-    compiles it)."""
+    """f(x, values, normals) → [(residual, pointwise loss ℓ)] for ``terms`` sharing the batch ``x`` (``values``:
+    each term's observations or None; ``normals``: the outward normals on boundary points, computed outside
+    — the domain's numpy code has no place in a compiled graph), derivatives forward; the eager function
+    (:func:`compiled_batch_losses` compiles it)."""
     terms = list(terms)
 
-    def evaluate(x: torch.Tensor, values: list) -> list:
+    def evaluate(x: torch.Tensor, values: list, normals: torch.Tensor | None = None) -> list:
         where = f"term {terms[0].name!r}"
         # strict: every derivative is carried forward, none by autograd, so no gradient by the points is needed
         # (the backward would otherwise compute one, a product with the first layer, and accumulate it)
-        p = forward_points(model, x.detach() if strict else x, where, keys, jvp, strict, **_points_options(terms[0]))
+        p = forward_points(model, x.detach() if strict else x, where, keys, jvp, strict, normals=normals,
+                           **_points_options(terms[0]))
         out = []
         for term, v in zip(terms, values):
             r = term.residual(labelled(p, f"term {term.name!r}"), v)
@@ -772,6 +775,14 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
 
+def _own_code(fn: Callable) -> Callable:
+    """``fn`` with a code object of its own.  Dynamo keeps its compiled graphs per code object, and every
+    batch's loss is a closure of the same code (:func:`batch_losses`) over a different model and terms: on
+    one code object each batch would be a recompilation of the others, and past ``recompile_limit`` (8)
+    dynamo runs the rest eagerly, silently (a run or a benchmark process with many batches)."""
+    return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+
+
 class Compiled:
     """``fn`` under ``torch.compile`` (mode default); when compiling or running it raises, ``eager`` (default
     ``fn``) from then on, with ``reason`` (one line) saying why.  ``compile_seconds``: the first call's wall
@@ -785,7 +796,7 @@ class Compiled:
     def __init__(self, fn: Callable, eager: Callable | None = None, **options):
         self.fn = fn
         self.eager = eager or fn
-        self.compiled = torch.compile(fn, **options)
+        self.compiled = torch.compile(_own_code(fn), **options)
         self.reason: str | None = None
         self.compile_seconds: float | None = None
 

@@ -334,8 +334,13 @@ class PINNModel(nn.Module):
                 matrices.append(m.weight)
         return matrices
 
-    def points(self, x: torch.Tensor, where: str, on_boundary: bool = False) -> Points:
-        """The ``p`` of a term evaluated at ``x``; on boundary points ``p.nx`` and ``p.u_n`` are available."""
+    def points(self, x: torch.Tensor, where: str, on_boundary: bool = False,
+               normals: torch.Tensor | None = None) -> Points:
+        """The ``p`` of a term evaluated at ``x``; on boundary points ``p.nx`` and ``p.u_n`` are available (from
+        ``normals`` when given: a compiled loss takes them as an input rather than look them up)."""
+        if normals is not None:
+            return Points(x, self.problem.domain.names, self.problem.outputs, self, dict(self.unknowns), where,
+                          lambda: normals)
         normals = (lambda: self.normals_at(x)) if on_boundary else None
         return Points(x, self.problem.domain.names, self.problem.outputs, self, dict(self.unknowns), where, normals)
 

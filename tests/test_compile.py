@@ -40,3 +40,21 @@ def test_runs_a_compiled_loss_cannot_serve_train_uncompiled_with_one_line(settin
 def test_a_bad_compile_setting_is_refused():
     with pytest.raises(OptionError, match="--compile sometimes: choose one of auto, on, off"):
         pb.train("problems/poisson1d.py", "fixed", compile="sometimes", **TINY)
+
+
+def test_a_neumann_problem_compiles_once_per_batch_and_follows_the_eager_run():
+    """p.u_n on the hole: the normals come from the domain's numpy code, outside the compiled graph, so each of
+    the three batches is one graph, compiled once, with no break (inside, the numpy code broke the graph and
+    recompiled on later steps: 31 graphs in 6 steps)."""
+    import torch._dynamo
+
+    settings = dict(TINY, steps=6, lbfgs=0, eval_every=3)
+    eager = pb.train("problems/plate_with_hole.py", "fixed", compile="off", **settings)
+    torch._dynamo.utils.counters.clear()
+    compiled = pb.train("problems/plate_with_hole.py", "fixed", compile="on", **settings)
+    counters = torch._dynamo.utils.counters
+    assert counters["stats"]["unique_graphs"] == 3 and not counters["graph_break"]
+    assert compiled.metrics["compile_s"] > 0 and not compiled.metrics["events"]
+    for a, b in zip(eager.history, compiled.history):
+        for key in ("loss/pde", "loss/sides", "loss/hole"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-8), (a["step"], key)
