@@ -14,9 +14,9 @@ saying why.  The second stage runs eagerly: its float64 switch would
 compile everything again.
 
 ``auto`` is off, from measurement (``pinnbal bench speed --compiled``, 2-core
-CPU, torch 2.13, 4 × 32 tanh, Burgers 8192 + 1024 points): compiling took
-18.4 s and a step went from 21.2 to 13.9 ms, so it pays back only after
-about 2500 steps, more than the default 1000 Adam steps.  No GPU
+CPU, torch 2.13, 4 × 32 tanh, Burgers 8192 + 1024 points, 2026-12-02):
+compiling took 25 s and a step went from 41.2 to 30.9 ms, so it pays back
+only after about 2400 steps, more than the default 1000 Adam steps.  No GPU
 measurement exists yet, so ``auto`` is off there too.  ``metrics.json`` reports ``compile_s`` (the first
 compiled step: tracing, compiling its forward and backward graphs, and the
 step) apart from ``ms_per_step`` (the other steps).
