@@ -156,21 +156,23 @@ class SumOfSquares:
             return tuple(term.residual(labelled(p, f"term {term.name!r}"), v) for term, v in zip(terms, vs))
 
         evaluation = _Evaluation(model, residuals)
-        with torch.no_grad():
-            rs = functional_call(evaluation, params, (x, values, normals))
         out = {}
         if not jacobian:
+            with torch.no_grad():
+                rs = functional_call(evaluation, params, (x, values, normals))
             for k, r in zip(ks, rs):
                 out[k] = ((self.scale(k, *r.shape) * r.to(torch.float64)).reshape(-1), None)
             return out
 
-        def one(ps, xi, vi, ni):
+        def one(ps, xi, vi, ni):  # one point's residual rows, as the Jacobian's function and as its value
             vs = [None if v is None else v[None] for v in vi]
-            rows = functional_call(evaluation, ps, (xi[None], vs, None if ni is None else ni[None]))
-            return tuple(r.reshape(-1) for r in rows)
+            rows = tuple(r.reshape(-1) for r in functional_call(evaluation, ps, (xi[None], vs,
+                                                                                 None if ni is None else ni[None])))
+            return rows, tuple(r.detach() for r in rows)
 
         in_dims = (None, 0, [None if v is None else 0 for v in values], None if normals is None else 0)
-        grads = vmap(jacrev(one), in_dims=in_dims, chunk_size=CHUNK)(params, x, values, normals)
+        # the residuals come with the Jacobian (has_aux), not from a second evaluation
+        grads, rs = vmap(jacrev(one, has_aux=True), in_dims=in_dims, chunk_size=CHUNK)(params, x, values, normals)
         for k, r, g in zip(ks, rs, grads):
             n, columns = r.shape
             J = torch.cat([g[f"model.{name}"].reshape(n, columns, -1) for name in self.names], dim=2)
