@@ -338,11 +338,8 @@ class PINNModel(nn.Module):
                normals: torch.Tensor | None = None) -> Points:
         """The ``p`` of a term evaluated at ``x``; on boundary points ``p.nx`` and ``p.u_n`` are available (from
         ``normals`` when given: a compiled loss takes them as an input rather than look them up)."""
-        if normals is not None:
-            return Points(x, self.problem.domain.names, self.problem.outputs, self, dict(self.unknowns), where,
-                          lambda: normals)
-        normals = (lambda: self.normals_at(x)) if on_boundary else None
-        return Points(x, self.problem.domain.names, self.problem.outputs, self, dict(self.unknowns), where, normals)
+        supply = (lambda: normals) if normals is not None else (lambda: self.normals_at(x)) if on_boundary else None
+        return Points(x, self.problem.domain.names, self.problem.outputs, self, dict(self.unknowns), where, supply)
 
     def normals_at(self, x: torch.Tensor) -> torch.Tensor:
         """The domain's outward unit normal at the boundary points ``x``, computed once per batch tensor."""

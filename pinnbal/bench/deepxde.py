@@ -52,6 +52,7 @@ from ..loader import load_problem
 from ..nets import PINNModel
 from ..problem import Problem
 from ..train import TrainConfig, Trainer, fit
+from ..train.records import ms_per_step
 from ..version import __version__
 from .speed import machine
 
@@ -223,8 +224,7 @@ def time_pinnbal(trainer: Trainer) -> float:
     """Train ``trainer``'s Adam steps; ms per step (under ``--compile on`` the first step, the compile, left out:
     it is ``trainer.compile_s``)."""
     fit(trainer, progress_bar=False)
-    compiled = trainer.compile_s is not None
-    return 1000 * (trainer.train_seconds - (trainer.compile_s or 0.0)) / max(trainer.config.steps - compiled, 1)
+    return ms_per_step(trainer, trainer.config.steps)
 
 
 def time_deepxde(dde, model, steps: int) -> float:

@@ -35,7 +35,7 @@ from ..balancers.compose import Composite
 from ..balancers.pointwise import PointScheme
 from ..batches import term_losses
 from ..errors import OptionError
-from ..points import Points, labelled
+from ..points import labelled
 from ..problem import L2
 
 #: points per vmapped chunk of the per-point Jacobian (bounds the temporaries)
@@ -150,9 +150,7 @@ class SumOfSquares:
         where = f"term {terms[0].name!r}"
 
         def residuals(xs, vs, ns):
-            p = Points(xs, model.problem.domain.names, model.problem.outputs, model, dict(model.unknowns), where,
-                       None if ns is None else (lambda: ns))
-            p = forward.as_forward(p, keys, strict=True)
+            p = forward.as_forward(model.points(xs, where, normals=ns), keys, strict=True)
             return tuple(term.residual(labelled(p, f"term {term.name!r}"), v) for term, v in zip(terms, vs))
 
         evaluation = _Evaluation(model, residuals)

@@ -71,6 +71,12 @@ def restore(trainer: Trainer, saved: dict[str, Any]) -> None:
     trainer.jacobian.timings = dict(saved["jacobian"]["timings"])
 
 
+def ms_per_step(trainer, steps: int) -> float:
+    """Training ms per step over ``steps`` steps, the first compiled step (the compile, ``compile_s``) apart."""
+    compiled = trainer.compile_s is not None
+    return 1000 * (trainer.train_seconds - (trainer.compile_s or 0.0)) / max(steps - compiled, 1)
+
+
 def result(trainer: Trainer, wall: float) -> Run:
     """The run as it stands: history, model and the metrics ``metrics.json`` records."""
     last = trainer.history[-1] if trainer.history else {}
@@ -88,8 +94,7 @@ def result(trainer: Trainer, wall: float) -> Run:
         "time_windows": trainer.config.time_windows,
         "wall_s": round(wall, 3),
         "train_s": round(trainer.train_seconds, 3),
-        "ms_per_step": round(1000 * (trainer.train_seconds - (trainer.compile_s or 0.0))
-                             / max(steps_run - (trainer.compile_s is not None), 1), 3),
+        "ms_per_step": round(ms_per_step(trainer, steps_run), 3),
         "compile_s": None if trainer.compile_s is None else round(trainer.compile_s, 3),
         "rel_l2": rel,
         "rel_l2_per_output": per,
