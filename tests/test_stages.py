@@ -6,7 +6,7 @@ import torch
 from pinnbal.cli import main
 from pinnbal.errors import OptionError
 from pinnbal.train.quasi_newton import QuasiNewton
-from pinnbal.train.stages import Stage, parse_stage
+from pinnbal.train.stages import Stage, next_chunk, parse_stage, redraw_due
 from pinnbal.train import TrainConfig, Trainer, fit
 from pinnbal.workflow import train
 
@@ -43,6 +43,56 @@ def test_an_ill_conditioned_quadratic_reaches_its_minimum_to_1e_10(update):
     x, loss, opt = minimise(lambda x: 0.5 * (scales * (x - target) ** 2).sum(), [0.0] * 20, update, 300)
     assert loss < 1e-10
     assert opt.state[opt.params[0]]["iterations"] <= 300
+
+
+@pytest.mark.parametrize("update", ["bfgs", "ssbfgs", "ssbroyden"])
+def test_a_changed_objective_is_measured_afresh_and_keeps_the_inverse_hessian(update):
+    """resample=: the same quadratic form with a moved minimum (what new points do to a converged fit)."""
+    scales = torch.logspace(0, 3, 10, dtype=torch.float64)
+    target = [torch.zeros(10, dtype=torch.float64)]
+    x = torch.nn.Parameter(torch.ones(10, dtype=torch.float64))
+    opt = QuasiNewton([x], update=update, max_iter=60)
+
+    def closure():
+        opt.zero_grad()
+        loss = 0.5 * (scales * (x - target[0]) ** 2).sum()
+        loss.backward()
+        return loss.detach()
+
+    assert float(opt.step(closure)) < 1e-12
+    H = opt.state[x]["H"].clone()
+    target[0] = torch.linspace(-1, 1, 10, dtype=torch.float64)
+    opt.objective_changed()
+    assert "f" not in opt.state[x] and torch.equal(opt.state[x]["H"], H)
+    opt.param_groups[0]["max_iter"] = 1
+    opt.step(closure)  # the first iteration after the change starts from the new f and g at the same x
+    assert float(opt.state[x]["f"]) < 0.5 * float((scales * target[0] ** 2).sum())
+    opt.param_groups[0]["max_iter"] = 60
+    assert float(opt.step(closure)) < 1e-12
+    assert torch.allclose(x.detach(), target[0], atol=1e-6)
+
+
+def test_the_chunks_stop_at_each_redraw_and_redraws_come_every_n_iterations():
+    stage = Stage("ssbfgs", resample=5)
+    assert [next_chunk(stage, done, 12, 4) for done in (0, 4, 5, 9, 10)] == [4, 1, 4, 1, 2]
+    assert [redraw_due(stage, done) for done in (0, 4, 5, 10)] == [False, False, True, True]
+    assert next_chunk(Stage("ssbfgs"), 9, 12, 4) == 3 and not redraw_due(Stage("ssbfgs"), 10)
+
+
+@pytest.mark.parametrize("then", ["ssbroyden:resample=4", "lm:resample=4", "lbfgs:resample=4"])
+def test_resample_in_the_second_stage_draws_new_points_and_keeps_training(then):
+    from pinnbal.loader import load_problem
+
+    trainer = Trainer(load_problem("problems/poisson1d.py"), "fixed", TrainConfig(**small(then=then, lbfgs=0)))
+    fit(trainer, progress_bar=False)
+    before = [None if x is None else x.detach().clone() for _, x, _ in trainer.batches.items]
+    trainer.config.lbfgs = 8
+    run = fit(trainer, progress_bar=False)
+    after = [x for _, x, _ in trainer.batches.items]
+    residual = next(k for k, (t, _, _) in enumerate(trainer.batches.items) if t.kind == "residual")
+    assert after[residual].dtype == torch.float64 and after[residual].shape == before[residual].shape
+    assert not torch.equal(after[residual], before[residual].double())
+    assert run.metrics["status"] == "completed" and trainer.lbfgs_done == 8
 
 
 @pytest.mark.parametrize("update", ["bfgs", "ssbfgs", "ssbroyden"])
@@ -94,7 +144,9 @@ def test_stage_specs_parse_and_refuse_in_one_line():
     assert parse_stage("lbfgs") == Stage("lbfgs", "float64", 50)
     assert parse_stage("ssbfgs:dtype=float32") == Stage("ssbfgs", "float32")
     assert parse_stage("lbfgs:history=100").history == 100
-    for bad in ("nope", "bfgs:history=3", "lbfgs:dtype=float16", "lbfgs:history=0", "ssbfgs:iters"):
+    assert parse_stage("ssbroyden:resample=500,iters=3000") == Stage("ssbroyden", iters=3000, resample=500)
+    for bad in ("nope", "bfgs:history=3", "lbfgs:dtype=float16", "lbfgs:history=0", "ssbfgs:iters",
+                "ssbfgs:resample=often", "lm:resample=-5"):
         with pytest.raises(OptionError, match="--then"):
             parse_stage(bad)
 
@@ -139,7 +191,9 @@ def test_the_second_stage_runs_in_float64_and_keeps_balancer_state_and_unknowns(
     assert second[-1]["loss"] < adam_last["loss"]
 
 
-@pytest.mark.parametrize("then, stop_after", [("ssbfgs", 3), ("ssbfgs", 9), ("lbfgs", 9)])
+@pytest.mark.parametrize("then, stop_after", [("ssbfgs", 3), ("ssbfgs", 9), ("lbfgs", 9),
+                                             ("ssbroyden:resample=4", 9), ("ssbroyden:resample=4", 11),
+                                             ("lm:resample=4", 11)])
 def test_resuming_on_either_side_of_the_float64_switch_is_bit_exact(then, stop_after, tmp_path):
     """Stopped (as by SIGINT) in the float32 Adam stage or inside the float64 second stage, then resumed."""
     from interruption import interrupted_run, strip_wall

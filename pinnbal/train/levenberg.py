@@ -94,6 +94,10 @@ class LevenbergMarquardt(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict) -> None:
         super().load_state_dict(state_dict)
+        self.objective_changed()
+
+    def objective_changed(self) -> None:
+        """New points (``resample=``), or a restored state: ρ and J are recomputed at x on the next call."""
         self.current, self.normal, self.converged = None, None, False
 
     def iterate(self, closure: Residuals, state: dict) -> bool:

@@ -15,7 +15,8 @@ One Adam step (the data flow is in ARCHITECTURE.md):
 The second stage (``--then``: L-BFGS, BFGS, self-scaled BFGS or Broyden, or
 Levenberg–Marquardt; see :mod:`pinnbal.train.stages`) minimises Σ_k w_k L_k with the balancer's final
 weights (and per-point multipliers) held fixed, in chunks of ``log_every``
-iterations so it logs and checkpoints; a non-finite chunk is undone and ends
+iterations so it logs and checkpoints (``resample=N`` in the spec: fresh points every N iterations); a
+non-finite chunk is undone and ends
 the stage, a chunk that leaves the loss unchanged means it has converged.
 With ``--early-stop N`` the second stage is scored on the validation set
 too and stops (best model restored) after N evaluations without a better
@@ -37,7 +38,7 @@ from .callbacks import Budget, Checkpoints, History, RollBack
 from .guard import stop_on_signals
 from .least_squares import SumOfSquares
 from .records import result
-from .stages import make_optimizer, set_chunk
+from .stages import make_optimizer, next_chunk, redraw_due, set_chunk
 
 if TYPE_CHECKING:
     from .trainer import Run, Trainer
@@ -87,10 +88,12 @@ def second_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -
         trainer.early.bad = 0  # a new optimiser gets the whole patience
     optimizer = trainer.lbfgs
     weights = held.to(device=trainer.device, dtype=trainer.dtype)
-    # lm's closure gives residuals, not term losses: those are evaluated after each chunk instead
-    closure, last = (SumOfSquares(trainer, weights), {}) if method == "lm" else fixed_objective(trainer, weights)
+    closure, last = stage_objective(trainer, weights)
     while trainer.lbfgs_done < cfg.lbfgs:
-        chunk = min(cfg.log_every, cfg.lbfgs - trainer.lbfgs_done)
+        if redraw_due(trainer.stage, trainer.lbfgs_done):
+            trainer.redraw_in_stage()
+            closure, last = stage_objective(trainer, weights)
+        chunk = next_chunk(trainer.stage, trainer.lbfgs_done, cfg.lbfgs, cfg.log_every)
         set_chunk(optimizer, chunk)
         tick = time.perf_counter()
         kept = copy.deepcopy(trainer.model.state_dict())
@@ -122,6 +125,12 @@ def second_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -
         crossed = trainer.lbfgs_done // cfg.checkpoint_every > before // cfg.checkpoint_every
         if checkpoints.after_step(trainer, cfg.checkpoint_every if crossed else 1, stopping):
             return
+
+
+def stage_objective(trainer: Trainer, weights: torch.Tensor):
+    """The second stage's closure on the current points and the dict where it leaves the term losses (empty
+    for lm, whose closure gives residuals: its term losses are evaluated after each chunk instead)."""
+    return (SumOfSquares(trainer, weights), {}) if trainer.stage.method == "lm" else fixed_objective(trainer, weights)
 
 
 def fixed_objective(trainer: Trainer, weights: torch.Tensor):

@@ -117,15 +117,21 @@ class QuasiNewton(torch.optim.Optimizer):
         """Run up to ``max_iter`` iterations; return the loss at the final point."""
         state = self.state[self.params[0]]
         if "x" not in state:
-            x = self.flat()
-            f, g = self.evaluate(closure, x)
-            state.update(x=x, f=torch.tensor(f, dtype=torch.float64), g=g, H=torch.zeros(0, dtype=torch.float64),
-                         iterations=0)
+            state.update(x=self.flat(), H=torch.zeros(0, dtype=torch.float64), iterations=0)
+        if "f" not in state:  # the first call, or the points were redrawn (objective_changed)
+            f, g = self.evaluate(closure, state["x"])
+            state.update(f=torch.tensor(f, dtype=torch.float64), g=g)
         for _ in range(self.param_groups[0]["max_iter"]):
             if not self.iterate(closure, state):
                 break
         self.assign(state["x"])
         return state["f"].clone()
+
+    def objective_changed(self) -> None:
+        """New points (``resample=``): f and ∇f are evaluated afresh at the same x on the next call; H is kept."""
+        state = self.state[self.params[0]]
+        state.pop("f", None)
+        state.pop("g", None)
 
     def iterate(self, closure, state: dict) -> bool:
         """One iteration from the state; False when no step lowers f (the stage has converged)."""

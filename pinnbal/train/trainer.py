@@ -42,7 +42,7 @@ from ..problem import Problem
 from .config import DTYPES, TrainConfig, adam_progress, lr_schedule, pick_device
 from .early_stop import EarlyStopping
 from .guard import StopFlag
-from .stages import check_size, parse_stage, resolve
+from .stages import check_size, new_objective, parse_stage, resolve
 
 
 @dataclass
@@ -242,10 +242,22 @@ class Trainer:
         """New points when due: every ``--resample-every`` steps, and when a residual-based scheme asks."""
         every = self.config.resample_every
         if every and step and step % every == 0:
-            self.batches.draw()
-            self.state = self.balancer.redrawn(self.state)
+            self.redraw()
         if self.balancer.resamples(step):
             self.resample_by_residual()
+
+    def redraw(self) -> None:
+        """Fresh points for every term; per-point balancer state starts afresh on them."""
+        self.batches.draw()
+        self.state = self.balancer.redrawn(self.state)
+
+    def redraw_in_stage(self) -> None:
+        """Fresh points in the second stage (``--then NAME:resample=N``): the balancer's per-point state and the
+        frozen multipliers follow the new points, and the optimiser measures its objective afresh."""
+        self.redraw()
+        self.frozen = self.freeze_points()
+        self.lbfgs_previous = None
+        new_objective(self.lbfgs)
 
     def clock(self, tick: float) -> None:
         """Count the training time since ``tick`` (after the device has finished the step)."""
