@@ -154,8 +154,9 @@ def check_trained(run, spec):
 
 
 #: second stages: the default (auto: ssbfgs on these small networks), L-BFGS in float64 and in float32,
-#: self-scaled Broyden (Levenberg–Marquardt refuses loss-reshaping balancers: its cases are listed below)
-THENS = ["auto", "lbfgs", "ssbfgs", "lbfgs:dtype=float32", "ssbroyden"]
+#: self-scaled Broyden, with points redrawn after its first iteration and L-BFGS with them redrawn (Levenberg–
+#: Marquardt refuses loss-reshaping balancers: its cases are listed below)
+THENS = ["auto", "lbfgs", "ssbfgs", "lbfgs:dtype=float32", "ssbroyden", "ssbroyden:resample=1", "lbfgs:resample=1"]
 
 
 @st.composite
@@ -183,7 +184,7 @@ def combinations(draw):
 
 def coverage_cases() -> list[dict]:
     """One explicit example per spec of the pools, options cycling; issue 11's combinations (every per-point
-    scheme with a holdout of the observations); a quasi-random sampler with redrawn batches."""
+    scheme with a holdout of the observations, its points redrawn in the second stage too); a quasi-random sampler with redrawn batches."""
     specs = [(s, None) for s in TRAIN_SPECS] + REFUSED_SPECS
     cases = []
     for i, (spec, needle) in enumerate(specs):
@@ -195,7 +196,7 @@ def coverage_cases() -> list[dict]:
     for scheme in ("rba", "sa", "causal", RAR, RAD, f"{LEARNED}+sa", f"{META}+rba"):
         if registered(scheme):
             cases.append({"problem": "heat_inverse", "spec": scheme, "refusal": None, "holdout": 0.2,
-                          "resample_every": 2, "sampler": "uniform", "then": "auto", "steps": 5, "lbfgs": 2,
+                          "resample_every": 2, "sampler": "uniform", "then": "auto:resample=1", "steps": 5, "lbfgs": 2,
                           "stop_after": 2})
     for sampler, resample_every, spec in (("sobol", 2, "fixed"), ("lhs", 2, "fixed"), ("sobol", 0, RAR)):
         if registered(spec):
