@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import math
 import platform
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..batches import Batches, evaluate_terms
+from ..nets import routed
 from ..version import __version__
 from .stages import make_optimizer
 from .trainer import Run, Trainer
@@ -77,6 +80,25 @@ def ms_per_step(trainer, steps: int) -> float:
     return 1000 * (trainer.train_seconds - (trainer.compile_s or 0.0)) / max(steps - compiled, 1)
 
 
+def validation_losses(trainer: Trainer) -> dict[str, float | None]:
+    """Each term's mean loss of the final model on fresh points of the whole problem: collocation, boundary and
+    initial points from the validation stream (a seed of their own), and the ``--holdout`` observations (without
+    a holdout, the training observations).  Never the reference: a number to choose settings by (the Burgers
+    recipe's redraw interval was chosen by it).  Under ``--time-windows`` every point is routed to its window
+    (derivatives by autograd there)."""
+    problem, config = trainer.full_problem, trainer.config
+    if config.time_windows > 1:  # the forward engine takes one window's network at a time; routed, autograd
+        config = replace(config, derivatives="autograd")
+    batches = Batches(problem, config, trainer.device, trainer.dtype, part="validation",
+                      holdout=trainer.batches.holdout)
+    mode = trainer.model.training
+    trainer.model.eval()
+    with routed(trainer.model.network):
+        losses = evaluate_terms(trainer.model, batches).means.double().cpu().tolist()
+    trainer.model.train(mode)
+    return {t.name: v if math.isfinite(v) else None for t, v in zip(problem.terms, losses)}
+
+
 def result(trainer: Trainer, wall: float) -> Run:
     """The run as it stands: history, model and the metrics ``metrics.json`` records."""
     last = trainer.history[-1] if trainer.history else {}
@@ -101,6 +123,7 @@ def result(trainer: Trainer, wall: float) -> Run:
         "final_loss": last.get("loss"),
         "final_losses": {t.name: last.get(f"loss/{t.name}") for t in trainer.terms},
         "final_weights": {t.name: last.get(f"weight/{t.name}") for t in trainer.terms},
+        "validation_losses": validation_losses(trainer),
         "unknowns": {k: float(v.detach()) for k, v in trainer.model.unknowns.items()},
         "jacobian_strategy": trainer.jacobian.strategy if trainer.jacobian.timings or trainer.jacobian.strategy != "auto"
         else None,
