@@ -56,7 +56,10 @@ def test_a_problem_with_shared_points_is_also_timed_on_separate_points():
     assert shared_x[1] is shared_x[0] and own_x[1] is not own_x[0] and len(own_x[1]) == len(shared_x[1])
     assert not torch.equal(own_x[1], own_x[0])
     timings = sharing_speed("problems/kovasznay.py", steps=3, settings=TINY, rounds=2)
-    assert timings["shared"] > 0 and timings["separate"] > 0
+    assert timings["shared"] > 0 and timings["separate"] > 0 and "shared compiled" not in timings
+    compiled = sharing_speed("problems/kovasznay.py", steps=3, settings=TINY, rounds=1, compiled=True)
+    assert set(compiled) == {"shared", "separate", "shared compiled", "separate compiled"}
+    assert all(v > 0 for v in compiled.values())  # every variant timed; none fell back to eager
     report = speed_report("problems/kovasznay.py", ["fixed"], steps=3, repeats=1, command="pinnbal bench",
                           settings=TINY)
     assert re.search(r"Terms sharing points .*: [0-9.]+ ms/step as written, [0-9.]+ ms/step with every term on "
@@ -76,3 +79,13 @@ def test_a_compiled_run_that_fell_back_to_eager_shows_no_compiled_time(monkeypat
     (row,) = speed.derivative_speed(["problems/poisson1d.py"], steps=3, settings=TINY, rounds=2, compiled=True)
     assert row["compiled"] is None and row["compile_s"] is None
     assert row["autograd"] > 0 and row["forward"] > 0
+
+
+def test_the_sharing_sentence_gives_the_compiled_ratios_or_says_it_fell_back():
+    from pinnbal.bench.speed import compiled_sharing
+
+    timed = {"shared": 2.0, "separate": 4.0, "shared compiled": 1.0, "separate compiled": 3.0}
+    assert compiled_sharing(timed) == ("; under `--compile on` 1.00 and 3.00 ms/step (3.00×; 4.00× against eager "
+                                       "separate points)")
+    assert "fell back" in compiled_sharing(dict(timed, **{"shared compiled": None}))
+    assert compiled_sharing({"shared": 2.0, "separate": 4.0}) == ""

@@ -52,18 +52,29 @@ def balancer_speed(problem_path: str, balancers: list[str], steps: int, settings
             for spec, ms in best.items()]
 
 
-def sharing_speed(problem_path: str, steps: int, settings: dict, rounds: int = 1) -> dict[str, float] | None:
+def sharing_speed(problem_path: str, steps: int, settings: dict, rounds: int = 1,
+                  compiled: bool = False) -> dict[str, float | None] | None:
     """ms/step of ``fixed`` with the problem's terms sharing their batches as written, and with every term on
-    points of its own (same counts); fastest of ``rounds``, alternating.  None when no term shares points."""
+    points of its own (same counts), and with ``compiled`` both again under ``--compile on`` ("shared compiled",
+    "separate compiled"; None where the run fell back to eager); fastest of ``rounds``, the variants rotating.
+    None when no term shares points."""
     shared = load_problem(problem_path)
     if not any(t.shares for t in shared.terms):
         return None
-    variants = {"shared": shared, "separate": separate_points(shared)}
-    best = {name: float("inf") for name in variants}
+    problems = {"shared": shared, "separate": separate_points(shared)}
+    variants = {name: (problem, "off") for name, problem in problems.items()}
+    if compiled:
+        variants |= {f"{name} compiled": (problem, "on") for name, problem in problems.items()}
+    names = list(variants)
+    best: dict[str, float | None] = {name: float("inf") for name in names}
     for r in range(rounds):
-        for name in list(variants)[r % 2:] + list(variants)[: r % 2]:
-            run = train(variants[name], "fixed", steps=steps, lbfgs=0, eval_every=10**9, **settings)
-            best[name] = min(best[name], run.metrics["ms_per_step"])
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            problem, compile = variants[name]
+            if best[name] is None:
+                continue
+            run = train(problem, "fixed", steps=steps, lbfgs=0, eval_every=10**9, compile=compile, **settings)
+            fell_back = compile == "on" and run.metrics["compile_s"] is None
+            best[name] = None if fell_back else min(best[name], run.metrics["ms_per_step"])
     return best
 
 
@@ -94,6 +105,17 @@ def derivative_speed(problem_paths: list[str], steps: int, settings: dict, round
             names = [name for name in names if best[name] is not None]
         rows.append({"problem": Path(path).stem, **best, "compile_s": max(compile_s) if compile_s else None})
     return rows
+
+
+def compiled_sharing(sharing: dict) -> str:
+    """The compiled half of the sharing sentence ('' when not timed compiled)."""
+    if "shared compiled" not in sharing:
+        return ""
+    shared, separate = sharing["shared compiled"], sharing["separate compiled"]
+    if shared is None or separate is None:
+        return "; under `--compile on`: – (a run fell back to eager)"
+    return (f"; under `--compile on` {shared:.2f} and {separate:.2f} ms/step ({separate / shared:.2f}×; "
+            f"{sharing['separate'] / shared:.2f}× against eager separate points)")
 
 
 def separate_points(problem: Problem) -> Problem:
@@ -159,9 +181,9 @@ def speed_report(problem_path: str, balancers: list[str] | None, steps: int, rep
                      + ("– | – | – |" if fast is None else
                         f"{fast:.2f} | {r['autograd'] / fast:.2f} | {r['compile_s']:.1f} |"))
     lines.append("")
-    sharing = sharing_speed(problem_path, steps, settings, rounds)
+    sharing = sharing_speed(problem_path, steps, settings, rounds, compiled=compiled)
     if sharing is not None:
         lines += [f"Terms sharing points (`fixed`, fastest of {rounds} round(s)): {sharing['shared']:.2f} ms/step as "
                   f"written, {sharing['separate']:.2f} ms/step with every term on points of its own "
-                  f"({sharing['separate'] / sharing['shared']:.2f}×).", ""]
+                  f"({sharing['separate'] / sharing['shared']:.2f}×)" + compiled_sharing(sharing) + ".", ""]
     return "\n".join(lines)
