@@ -57,6 +57,8 @@ METHODS = ("auto", "lbfgs", "bfgs", "ssbfgs", "ssbroyden", "lm")
 #: the largest network ``auto`` gives a dense (self-scaled BFGS) second stage
 AUTO_DENSE = 5000
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: each spec option and the methods it applies to (None: every method)
+OPTIONS = {"dtype": None, "history": ("lbfgs", "auto"), "iters": None, "damping": ("lm",), "resample": None}
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,7 @@ def parse_stage(spec: str) -> Stage:
         raise OptionError(f"--then {spec!r}: unknown optimiser {name!r}; choose one of {', '.join(METHODS)} "
                           f"(e.g. --then ssbfgs or --then lbfgs:dtype=float32)")
     options: dict[str, object] = {}
-    allowed = {"lbfgs": ("dtype", "history", "iters", "resample"), "auto": ("dtype", "history", "iters", "resample"),
-               "lm": ("dtype", "iters", "damping", "resample")}.get(name, ("dtype", "iters", "resample"))
+    allowed = [key for key, methods in OPTIONS.items() if methods is None or name in methods]
     for item in filter(None, (s.strip() for s in rest.split(","))):
         key, eq, value = item.partition("=")
         if not eq or key not in allowed:
