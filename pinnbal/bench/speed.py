@@ -52,30 +52,42 @@ def balancer_speed(problem_path: str, balancers: list[str], steps: int, settings
             for spec, ms in best.items()]
 
 
+def fastest(variants: dict[str, tuple[Problem, dict]], steps: int, settings: dict,
+            rounds: int) -> tuple[dict[str, float | None], list[float]]:
+    """ms/step of ``fixed`` for each variant (its problem and its own training options), the fastest of
+    ``rounds``, the variants rotating within each round; and the compile times seen.  A variant under
+    ``--compile on`` that fell back to eager has no compiled time to show: None, and it is not run again."""
+    names = list(variants)
+    best: dict[str, float | None] = {name: float("inf") for name in names}
+    compile_s: list[float] = []
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            if best[name] is None:
+                continue
+            problem, options = variants[name]
+            run = train(problem, "fixed", steps=steps, lbfgs=0, eval_every=10**9, **options, **settings)
+            if options.get("compile") == "on" and run.metrics["compile_s"] is None:
+                best[name] = None
+                continue
+            best[name] = min(best[name], run.metrics["ms_per_step"])
+            compile_s += [run.metrics["compile_s"]] if run.metrics["compile_s"] is not None else []
+    return best, compile_s
+
+
 def sharing_speed(problem_path: str, steps: int, settings: dict, rounds: int = 1,
                   compiled: bool = False) -> dict[str, float | None] | None:
     """ms/step of ``fixed`` with the problem's terms sharing their batches as written, and with every term on
     points of its own (same counts), and with ``compiled`` both again under ``--compile on`` ("shared compiled",
-    "separate compiled"; None where the run fell back to eager); fastest of ``rounds``, the variants rotating.
-    None when no term shares points."""
+    "separate compiled"; None where the run fell back to eager); :func:`fastest` of ``rounds``.  None when no
+    term shares points."""
     shared = load_problem(problem_path)
     if not any(t.shares for t in shared.terms):
         return None
     problems = {"shared": shared, "separate": separate_points(shared)}
-    variants = {name: (problem, "off") for name, problem in problems.items()}
+    variants = {name: (problem, {"compile": "off"}) for name, problem in problems.items()}
     if compiled:
-        variants |= {f"{name} compiled": (problem, "on") for name, problem in problems.items()}
-    names = list(variants)
-    best: dict[str, float | None] = {name: float("inf") for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            problem, compile = variants[name]
-            if best[name] is None:
-                continue
-            run = train(problem, "fixed", steps=steps, lbfgs=0, eval_every=10**9, compile=compile, **settings)
-            fell_back = compile == "on" and run.metrics["compile_s"] is None
-            best[name] = None if fell_back else min(best[name], run.metrics["ms_per_step"])
-    return best
+        variants |= {f"{name} compiled": (problem, {"compile": "on"}) for name, problem in problems.items()}
+    return fastest(variants, steps, settings, rounds)[0]
 
 
 #: the ways a step can be computed: (--derivatives, --compile)
@@ -86,23 +98,13 @@ def derivative_speed(problem_paths: list[str], steps: int, settings: dict, round
                      compiled: bool = False) -> list[dict]:
     """ms/step of ``fixed`` on each problem with its derivatives by nested autograd and carried forward
     (:mod:`pinnbal.forward`), and with ``compiled`` also forward under ``--compile on`` (its compile time
-    apart); the engines rotate within each round, the fastest of ``rounds`` is kept."""
+    apart); :func:`fastest` of ``rounds``."""
     rows = []
     for path in problem_paths:
         problem = load_problem(path)
         names = list(ENGINES) if compiled else ["autograd", "forward"]
-        best, compile_s = {name: float("inf") for name in names}, []
-        for r in range(rounds):
-            for name in names[r % len(names):] + names[: r % len(names)]:
-                derivatives, compile = ENGINES[name]
-                run = train(problem, "fixed", steps=steps, lbfgs=0, eval_every=10**9, derivatives=derivatives,
-                            compile=compile, **settings)
-                if compile == "on" and run.metrics["compile_s"] is None:  # it fell back: no compiled time to show
-                    best[name] = None
-                    continue
-                best[name] = min(best[name], run.metrics["ms_per_step"])
-                compile_s += [run.metrics["compile_s"]] if run.metrics["compile_s"] is not None else []
-            names = [name for name in names if best[name] is not None]
+        variants = {name: (problem, {"derivatives": ENGINES[name][0], "compile": ENGINES[name][1]}) for name in names}
+        best, compile_s = fastest(variants, steps, settings, rounds)
         rows.append({"problem": Path(path).stem, **best, "compile_s": max(compile_s) if compile_s else None})
     return rows
 
