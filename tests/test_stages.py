@@ -72,6 +72,54 @@ def test_a_changed_objective_is_measured_afresh_and_keeps_the_inverse_hessian(up
     assert torch.allclose(x.detach(), target[0], atol=1e-6)
 
 
+@pytest.mark.parametrize("first_step", ["adaptive", "unit"])
+@pytest.mark.parametrize("update", ["bfgs", "ssbfgs", "ssbroyden"])
+def test_the_first_trial_step_is_one_after_a_unit_step_and_from_the_last_decrease_after_a_shorter_one(update,
+                                                                                                   first_step):
+    """The first point the line search evaluates is x + α₀ d: α₀ = 1 on the first iteration, after a redraw and
+    after a unit step; α₀ = min(1, 1.01 · 2 (f − f₋₁) / (g·d)) (Nocedal & Wright eq. 3.60) after a shorter step
+    (``first_step=unit``: α₀ = 1 throughout).  Every evaluation is counted."""
+    x = torch.nn.Parameter(torch.tensor([-1.2, 1.0], dtype=torch.float64))
+    opt = QuasiNewton([x], update=update, max_iter=1, first_step=first_step)
+    visited = []
+
+    def closure():
+        opt.zero_grad()
+        visited.append(x.detach().clone())
+        loss = rosenbrock(x)
+        loss.backward()
+        return loss.detach()
+
+    opt.step(closure)
+    state, seen = opt.state[x], set()
+    for _ in range(40):
+        if float(state["f"]) < 1e-20:
+            break
+        x0, f, g, H = state["x"].clone(), float(state["f"]), state["g"].clone(), state["H"].clone()
+        shortened = float(state["alpha"]) < 1.0 and first_step == "adaptive"
+        d = -(H @ g)
+        alpha0 = min(1.0, 1.01 * 2 * (f - float(state["f_previous"])) / float(g @ d)) if shortened else 1.0
+        visited.clear()
+        opt.step(closure)
+        assert torch.allclose(visited[0], x0 + alpha0 * d, rtol=0, atol=1e-12)
+        seen.add((shortened, alpha0 < 1.0))
+    # unit steps and shortened ones, each followed by its rule
+    assert {(False, False), (True, True)} <= seen if first_step == "adaptive" else seen == {(False, False)}
+    evaluations = state["evaluations"]
+    opt.objective_changed()
+    assert "f_previous" not in state and "alpha" not in state
+    x0, H, visited[:] = state["x"].clone(), state["H"].clone(), []
+    opt.step(closure)  # f and g afresh at x, then the first trial at α = 1 along −H g
+    assert torch.equal(visited[0], x0)
+    assert torch.allclose(visited[1], x0 - H @ rosenbrock_gradient(x0), rtol=0, atol=1e-12)
+    assert state["evaluations"] == evaluations + len(visited)
+
+
+def rosenbrock_gradient(x):
+    """∇ of the Rosenbrock function at x."""
+    return torch.stack([-2 * (1 - x[0]) - 400 * x[0] * (x[1] - x[0] ** 2), 200 * (x[1] - x[0] ** 2)])
+
+
 def test_the_chunks_stop_at_each_redraw_and_redraws_come_every_n_iterations():
     stage = Stage("ssbfgs", resample=5)
     assert [next_chunk(stage, done, 12, 4) for done in (0, 4, 5, 9, 10)] == [4, 1, 4, 1, 2]
@@ -145,8 +193,9 @@ def test_stage_specs_parse_and_refuse_in_one_line():
     assert parse_stage("ssbfgs:dtype=float32") == Stage("ssbfgs", "float32")
     assert parse_stage("lbfgs:history=100").history == 100
     assert parse_stage("ssbroyden:resample=500,iters=3000") == Stage("ssbroyden", iters=3000, resample=500)
+    assert parse_stage("bfgs:first_step=unit").first_step == "unit"
     for bad in ("nope", "bfgs:history=3", "lbfgs:dtype=float16", "lbfgs:history=0", "ssbfgs:iters",
-                "ssbfgs:resample=often", "lm:resample=-5"):
+                "ssbfgs:resample=often", "lm:resample=-5", "ssbfgs:first_step=small", "lbfgs:first_step=unit"):
         with pytest.raises(OptionError, match="--then"):
             parse_stage(bad)
 
@@ -189,6 +238,8 @@ def test_the_second_stage_runs_in_float64_and_keeps_balancer_state_and_unknowns(
     # the balancer's final weights carry over unchanged
     assert all(r["weight/obs"] == adam_last["weight/obs"] for r in second)
     assert second[-1]["loss"] < adam_last["loss"]
+    # the line searches' loss-and-gradient evaluations: the first one at the switch, at least one per iteration
+    assert run.metrics["second_stage_evaluations"] > run.metrics["lbfgs_iterations"] == 8
 
 
 @pytest.mark.parametrize("then, stop_after", [("ssbfgs", 3), ("ssbfgs", 9), ("lbfgs", 9),

@@ -14,7 +14,7 @@ import torch
 from ..batches import Batches, evaluate_terms
 from ..nets import routed
 from ..version import __version__
-from .stages import make_optimizer
+from .stages import evaluations, make_optimizer
 from .trainer import Run, Trainer
 
 
@@ -113,6 +113,7 @@ def result(trainer: Trainer, wall: float) -> Run:
         "steps": steps_run,
         "adam_steps": trainer.next_step,  # of the last time window under --time-windows
         "lbfgs_iterations": trainer.lbfgs_done,
+        "second_stage_evaluations": evaluations(trainer.lbfgs),  # loss-and-gradient evaluations of its line searches
         "time_windows": trainer.config.time_windows,
         "wall_s": round(wall, 3),
         "train_s": round(trainer.train_seconds, 3),

@@ -28,6 +28,13 @@ problem quit after 290 of 4000 L-BFGS iterations; Xu et al. 2025, "FP64 is
 all you need"); the network, the points and the unknowns are cast once at
 the switch.  ``dtype=float32`` keeps the Adam stage's precision.
 
+``first_step=adaptive`` (the default) or ``unit``: where the dense methods'
+line search starts; ``unit`` tries α = 1 first at every iteration (the
+textbook choice), ``adaptive`` does so only after a unit step and otherwise
+starts from the last decrease (:mod:`pinnbal.train.quasi_newton`).
+``metrics.json`` gives the loss-and-gradient evaluations the stage made
+(``second_stage_evaluations``, L-BFGS too).
+
 ``resample=N`` draws fresh points every N iterations of the stage (0, the
 default: the points of the switch throughout).  A long quasi-Newton stage
 on one fixed set of collocation points fits that set: on Burgers the
@@ -51,14 +58,15 @@ import torch
 
 from ..errors import OptionError
 from .levenberg import LevenbergMarquardt
-from .quasi_newton import MAX_PARAMETERS, UPDATES, QuasiNewton
+from .quasi_newton import FIRST_STEPS, MAX_PARAMETERS, UPDATES, QuasiNewton
 
 METHODS = ("auto", "lbfgs", "bfgs", "ssbfgs", "ssbroyden", "lm")
 #: the largest network ``auto`` gives a dense (self-scaled BFGS) second stage
 AUTO_DENSE = 5000
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: each spec option and the methods it applies to (None: every method)
-OPTIONS = {"dtype": None, "history": ("lbfgs", "auto"), "iters": None, "damping": ("lm",), "resample": None}
+OPTIONS = {"dtype": None, "history": ("lbfgs", "auto"), "iters": None, "damping": ("lm",), "resample": None,
+           "first_step": UPDATES}
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class Stage:
     iters: int | None = None  # the stage's iterations, when the spec gives them (the same as --lbfgs)
     damping: float = 1e-3  # lm: λ₀ = damping × max diag(JᵀJ)
     resample: int = 0  # fresh points every this many iterations (0: never)
+    first_step: str = "adaptive"  # bfgs, ssbfgs, ssbroyden: the line search's first trial step (quasi_newton)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -91,6 +100,8 @@ def parse_stage(spec: str) -> Stage:
             raise OptionError(f"--then {spec!r}: {item!r} is not an option of {name}; options: {', '.join(allowed)}")
         if key == "dtype" and value not in DTYPES:
             raise OptionError(f"--then {spec!r}: dtype={value}; choose float32 or float64")
+        if key == "first_step" and value not in FIRST_STEPS:
+            raise OptionError(f"--then {spec!r}: first_step={value}; choose {' or '.join(FIRST_STEPS)}")
         if key in ("history", "iters", "resample"):
             if not value.isdigit() or int(value) < (1 if key == "history" else 0):
                 raise OptionError(f"--then {spec!r}: {key}={value}; need an integer >= {1 if key == 'history' else 0}"
@@ -133,7 +144,15 @@ def make_optimizer(stage: Stage, params: list[torch.Tensor], chunk: int) -> torc
                                  line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
     if stage.method == "lm":
         return LevenbergMarquardt(params, max_iter=chunk, damping=stage.damping)
-    return QuasiNewton(params, update=stage.method, max_iter=chunk)
+    return QuasiNewton(params, update=stage.method, max_iter=chunk, first_step=stage.first_step)
+
+
+def evaluations(optimizer: torch.optim.Optimizer | None) -> int | None:
+    """The loss-and-gradient evaluations a quasi-Newton stage (dense or L-BFGS) has made, None for others."""
+    if not isinstance(optimizer, (QuasiNewton, torch.optim.LBFGS)) or not optimizer.state:
+        return None
+    state = next(iter(optimizer.state.values()))
+    return state.get("evaluations", state.get("func_evals"))
 
 
 def new_objective(optimizer: torch.optim.Optimizer) -> None:
