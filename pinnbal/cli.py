@@ -59,7 +59,8 @@ def add_train_options(p: argparse.ArgumentParser, given_only: bool = False) -> N
     add("--then", default=d.then, help="the second stage: lbfgs, bfgs, ssbfgs or ssbroyden (dense, up to 20k "
         "parameters), lm (Levenberg-Marquardt, small networks; :damping=X); auto: ssbfgs up to 5000 parameters, "
         "else lbfgs; float64 unless :dtype=float32; :iters=N is --lbfgs N; :resample=N draws fresh points every N "
-        "iterations " + DEFAULTS_HELP)
+        "iterations; the dense methods' :first_step=adaptive|unit (line search from the last decrease, or alpha=1 "
+        "always) " + DEFAULTS_HELP)
     add("--seed", type=int, default=d.seed, help=DEFAULTS_HELP)
     add("--lr", type=float, default=d.lr, help="Adam learning rate " + DEFAULTS_HELP)
     add("--lr-decay", type=float, default=d.lr_decay, help="decay factor per --lr-decay-every steps " + DEFAULTS_HELP)
