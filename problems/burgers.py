@@ -40,8 +40,8 @@ problem = pb.Problem(
 
 # Our measurement (README, "Measured"): after the default 1000 Adam steps, self-scaled Broyden in float64 reached
 # rel L2 4.8e-4 after 950 iterations and 1.6e-4 after 1350 on seed 0, where self-scaled BFGS was at 9.9e-4 and
-# 4.4e-4 (one CPU thread each, side by side); 1400 iterations keep the first command under three minutes on a
-# 2-core CPU.  On one fixed set of 8192 points the training loss kept falling while the error rose, so the points
+# 4.4e-4 (one CPU thread each, side by side; α = 1 first in every line search then); 1400 iterations keep the first
+# command to about four minutes on one CPU thread (median 6.3e-5 over three seeds, 2026-12-03).  On one fixed set of 8192 points the training loss kept falling while the error rose, so the points
 # are redrawn every 100 iterations (resample=100; Urbán et al. 2024 redraw during BFGS): the interval was chosen
 # over 200 by the PDE loss on fresh validation points (median of three seeds 4.7e-7 against 6.4e-7),
 # not by the reference.
