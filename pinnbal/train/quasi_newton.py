@@ -58,12 +58,13 @@ What was checked before writing this (issue 13 asked for it):
   BFGS passes as ``old_old_fval``); α₀ = 1 on the first iteration and after
   a redraw.  Why: Nocedal & Wright advise α₀ = 1 for quasi-Newton methods,
   so that unit steps are taken whenever they pass and convergence stays
-  superlinear (from the decrease alone, BFGS on a 10-dimensional quadratic
-  took steps shorter than 1 and missed 1e-12 after 60 iterations), but on
-  Burgers α = 1 was rejected in 65 % of the searches of a self-scaled Broyden
-  stage (the loss rose in 58 %), each then costing a second loss-and-gradient
-  evaluation.  ``first_step=unit`` keeps α₀ = 1 throughout (README,
-  "Measured", compares the two).
+  superlinear (we tried α₀ from the decrease at every iteration, as SciPy's
+  BFGS does: on a 10-dimensional quadratic BFGS then took steps shorter than
+  1 and missed 1e-12 after 60 iterations), but on Burgers a self-scaled
+  Broyden stage that tries α = 1 first made 1.65–1.73 loss-and-gradient
+  evaluations per iteration, against 1.08–1.09 with the adaptive first step
+  at a final loss no higher (three seeds, README "Measured").
+  ``first_step=unit`` keeps α₀ = 1 throughout.
   When it finds no step, Armijo
   backtracking is tried along the same direction (a step that lowers f but
   fails the curvature condition leaves H as it was); when neither finds one
