@@ -156,7 +156,8 @@ def check_trained(run, spec):
 #: second stages: the default (auto: ssbfgs on these small networks), L-BFGS in float64 and in float32,
 #: self-scaled Broyden, with points redrawn after its first iteration and L-BFGS with them redrawn (Levenberg–
 #: Marquardt refuses loss-reshaping balancers: its cases are listed below)
-THENS = ["auto", "lbfgs", "ssbfgs", "lbfgs:dtype=float32", "ssbroyden", "ssbroyden:resample=1", "lbfgs:resample=1"]
+THENS = ["auto", "lbfgs", "ssbfgs", "lbfgs:dtype=float32", "ssbroyden", "ssbroyden:resample=1", "lbfgs:resample=1",
+         "ssbfgs:first_step=unit,resample=1"]
 
 
 @st.composite
