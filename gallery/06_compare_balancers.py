@@ -20,16 +20,17 @@ balancers on the stiff Helmholtz problem of example 2
 The same sweep from the shell::
 
     pinnbal compare problems/helmholtz2d.py --balancers fixed,lra,gradnorm-eq,relobralo \\
-        --seeds 3 --steps 1000 --lbfgs 1000 --then lbfgs:dtype=float32 --jobs 1
+        --seeds 3 --steps 1000 --lbfgs 1000 --jobs 1
 """
 
 # %%
 # Budget
 # ------
-# Three seeds per balancer, 1000 Adam steps and 1000 L-BFGS iterations per
-# run, one run at a time (``jobs=1``: on two cores two runs side by side are
-# no faster).  Twelve runs, about a minute each on two CPU cores; ``--quick``
-# trains two seeds for a few steps.
+# Three seeds per balancer, 1000 Adam steps and 1000 iterations of the
+# default second stage (self-scaled BFGS in float64) per run, one run at a
+# time (``jobs=1``: on two cores two runs side by side are no faster).
+# Twelve runs, about two minutes each on one CPU core; ``--quick`` trains
+# two seeds for a few steps.
 import shutil
 import time
 
@@ -37,9 +38,7 @@ from pinnbal.compare import compare
 
 from _common import options, problem_file
 
-# float32 L-BFGS: the images and figures in gallery/README.md were made with it (the default is now
-# float64)
-FULL = dict(seeds=3, steps=1000, lbfgs=1000, eval_every=100, then="lbfgs:dtype=float32")
+FULL = dict(seeds=3, steps=1000, lbfgs=1000, eval_every=100)
 QUICK = dict(seeds=2, steps=20, lbfgs=10, eval_every=10)
 args = options(__file__, __doc__, full=FULL, quick=QUICK)
 

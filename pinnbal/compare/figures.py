@@ -86,12 +86,15 @@ def label_axes(ax, xlabel: str, ylabel: str, log: bool = True) -> None:
 
 
 def mark_lbfgs(ax, runs: list[Any]) -> None:
-    """A dashed line where L-BFGS takes over from Adam (after the last Adam step)."""
-    if not any(row.get("phase") not in (None, "adam") for r in runs for row in r.history):
+    """A dashed line where the second stage takes over from Adam (after the last Adam step), labelled with the
+    second stages' methods (the history's phase)."""
+    methods = sorted({row["phase"] for r in runs for row in r.history if row.get("phase") not in (None, "adam")})
+    if not methods:
         return
     start = 1 + max((row["step"] for r in runs for row in r.history if row.get("phase") == "adam"), default=-1)
     ax.axvline(start, color="grey", ls="--", lw=0.8)
-    ax.text(start, 0.98, " L-BFGS", transform=ax.get_xaxis_transform(), va="top", fontsize=8, color="grey")
+    ax.text(start, 0.98, f" {'/'.join(methods)}", transform=ax.get_xaxis_transform(), va="top", fontsize=8,
+            color="grey")
 
 
 def plot_error_vs_step(groups: list[Group], title: str, target: float, path: Path):
@@ -114,7 +117,7 @@ def plot_error_vs_step(groups: list[Group], title: str, target: float, path: Pat
     mark_lbfgs(ax, [r for g in groups for r in g.runs])
     label_axes(ax, "step", "relative L2 error")
     ax.legend(fontsize=8)
-    fig.suptitle(f"rel L2 error: median and min–max over seeds\n{title}", fontsize=10)
+    fig.suptitle(f"rel L2 error: median and min–max over seeds\n{title}", fontsize=10, wrap=True)
     fig.tight_layout()
     return save(fig, path)
 
@@ -134,7 +137,7 @@ def plot_weights(groups: list[Group], title: str, path: Path):
         label_axes(ax, "step", "weight (median over seeds)" if ax is axes[0][0] else "")
         ax.set_title(group.entry.spec, fontsize=9)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"term weights: median over seeds\n{title}", fontsize=10)
+    fig.suptitle(f"term weights: median over seeds\n{title}", fontsize=10, wrap=True)
     fig.tight_layout()
     return save(fig, path)
 
@@ -153,7 +156,7 @@ def plot_final_error(groups: list[Group], title: str, path: Path):
                   fontsize=8)
     ax.set_xlim(-0.6, len(groups) - 0.4)
     label_axes(ax, "balancer", "final relative L2 error")
-    fig.suptitle(f"final rel L2 error, one dot per seed\n{title}", fontsize=10)
+    fig.suptitle(f"final rel L2 error, one dot per seed\n{title}", fontsize=10, wrap=True)
     fig.tight_layout()
     return save(fig, path)
 
@@ -201,7 +204,7 @@ def plot_error_maps(groups: list[Group], title: str, path: Path):
             label_axes(ax, coords[0], coords[1], log=False)
         if n_axes > 1:
             fig.colorbar(image, ax=list(grid[j]), label=f"|prediction − reference| {output}")
-    fig.suptitle(f"|prediction − reference| of each balancer's median seed\n{title}", fontsize=10)
+    fig.suptitle(f"|prediction − reference| of each balancer's median seed\n{title}", fontsize=10, wrap=True)
     return save(fig, path)
 
 

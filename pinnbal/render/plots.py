@@ -58,10 +58,12 @@ def draw_columns(ax, history: list[dict], keys: dict[str, str], log: bool = True
 
 
 def mark_lbfgs(ax, history: list[dict]) -> None:
-    start = next((r["step"] for r in history if r["phase"] != "adam"), None)
+    """A dashed line where the second stage takes over from Adam, labelled with its method (the phase)."""
+    start = next((r for r in history if r["phase"] != "adam"), None)
     if start is not None:
-        ax.axvline(start, color="grey", ls="--", lw=0.8)
-        ax.text(start, 0.02, " L-BFGS", transform=ax.get_xaxis_transform(), va="bottom", fontsize=8, color="grey")
+        ax.axvline(start["step"], color="grey", ls="--", lw=0.8)
+        ax.text(start["step"], 0.02, f" {start['phase']}", transform=ax.get_xaxis_transform(), va="bottom",
+                fontsize=8, color="grey")
 
 
 def training_panels(history: list[dict]) -> list[tuple[str, Callable]]:
