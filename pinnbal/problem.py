@@ -376,6 +376,11 @@ class Problem:
 
     ``transform(p, u)``, if given, maps the raw network output u (N, m) to
     the problem's outputs (hard constraints), with ``p`` giving coordinates.
+    ``error_outputs`` names the outputs the overall rel L2 (``metrics.json``'s
+    ``rel_l2``, the benchmarks) is measured on: default every output.  A
+    pressure fixed only up to a gauge, or singular at a corner, would
+    otherwise weigh in a velocity comparison; every output's own error is
+    reported either way (``rel_l2_per_output``).
     """
 
     def __init__(
@@ -389,6 +394,7 @@ class Problem:
         transform: Callable[[Points, torch.Tensor], torch.Tensor] | None = None,
         weights: Callable[[dict], dict] | None = None,
         recipe: Recipe | None = None,
+        error_outputs: Sequence[str] | None = None,
     ):
         self.name = name
         self.domain = domain
@@ -399,6 +405,8 @@ class Problem:
         self.transform = transform
         self.rules = weights  # term weights by user rule (``--balancer rules``); a problem file's `def weights`
         self.recipe = recipe  # the settings `pinnbal run` uses unless told otherwise; a problem file's `recipe`
+        self.error_outputs = list(self.outputs) if error_outputs is None else (
+            [error_outputs] if isinstance(error_outputs, str) else list(error_outputs))
         self.validate()
 
     @property
@@ -445,6 +453,10 @@ class Problem:
                 f"problem {self.name!r}: {clash[0]!r} is used more than once among coordinates, "
                 f"outputs and unknowns; rename one"
             )
+        unmeasured = [o for o in self.error_outputs if o not in self.outputs]
+        if not self.error_outputs or unmeasured:
+            raise ProblemError(f"problem {self.name!r}: error_outputs={self.error_outputs!r}; name one or more of the "
+                               f"outputs {', '.join(self.outputs)}")
         if not self.terms:
             raise ProblemError(f"problem {self.name!r}: no terms; add at least a pb.Residual")
         for term in self.terms:
@@ -544,7 +556,8 @@ class Problem:
             lines.append(f"  {t.name:<12} {t.kind:<9} {t.points:>7} points  weight {float(t.weight):g}  loss {t.loss}{extra}")
         ref = "none" if self.reference is None else ("closed form" if callable(self.reference) else
                                                      "scattered" if isinstance(self.reference, ScatteredReference) else "grid")
-        lines.append(f"reference {ref}")
+        lines.append(f"reference {ref}" + ("" if self.error_outputs == self.outputs else
+                                           f"  (rel L2 measured on {', '.join(self.error_outputs)})"))
         if self.rules is not None:
             lines.append("rules     a weights(state) function, used with --balancer rules")
         if self.recipe is not None:

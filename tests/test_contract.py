@@ -142,3 +142,29 @@ def test_a_term_is_never_changed_by_the_problems_that_use_it():
                      terms=[pb.Residual("pde", lambda p: p.v_xx + p.w, points=32), wall])
     assert wall.outputs is None and not hasattr(wall, "loss_fn")
     assert one.terms[1] is not wall and one.terms[1].outputs == ["u"] and two.terms[1].outputs == ["v", "w"]
+
+
+def two_field_problem(**options):
+    """u' = 1, v' = 0 on [0, 1]: u = x, v = 5 (a large, easily matched second field)."""
+    return pb.Problem("two_fields", pb.Box(x=(0.0, 1.0)), ["u", "v"], [
+        pb.Residual("ode", lambda p: [p.u_x - 1.0, p.v_x], points=32),
+        pb.Boundary("left", on=pb.Face(x=0.0), value=lambda p: torch.cat([p.x, p.x + 5.0], dim=1)),
+    ], reference=lambda p: torch.cat([p.x, torch.full_like(p.x, 5.0)], dim=1), **options)
+
+
+def test_error_outputs_measure_the_overall_error_on_those_outputs_only(tmp_path):
+    run = pb.train(two_field_problem(error_outputs=["u"]), "fixed", steps=20, lbfgs=0, seed=0, width=8, depth=1,
+                   out=tmp_path / "run")
+    assert run.metrics["rel_l2"] == pytest.approx(run.metrics["rel_l2_per_output"]["u"], rel=1e-12)
+    both = pb.train(two_field_problem(), "fixed", steps=20, lbfgs=0, seed=0, width=8, depth=1, out=tmp_path / "both")
+    assert both.metrics["rel_l2_per_output"] == pytest.approx(run.metrics["rel_l2_per_output"], rel=1e-12)
+    assert both.metrics["rel_l2"] != pytest.approx(run.metrics["rel_l2"], rel=1e-3)  # v weighs in by default
+
+
+def test_error_outputs_must_name_outputs():
+    with pytest.raises(pb.ProblemError, match=r"error_outputs=\['w'\]; name one or more of the outputs u, v"):
+        two_field_problem(error_outputs=["w"])
+    with pytest.raises(pb.ProblemError, match="error_outputs"):
+        two_field_problem(error_outputs=[])
+    assert "rel L2 measured on u" in two_field_problem(error_outputs="u").describe()
+    assert "measured on" not in two_field_problem().describe()

@@ -361,10 +361,12 @@ class Trainer:
         return np.concatenate(out)
 
     def rel_l2(self) -> tuple[float, dict[str, float]]:
-        """Relative L2 error over the evaluation set, overall and per output."""
+        """Relative L2 error over the evaluation set: overall (on the problem's ``error_outputs``) and per output."""
         pred = self.predict(self.eval_x)
         ref = self.eval_v
-        overall = float(np.linalg.norm(pred - ref) / max(np.linalg.norm(ref), 1e-300))
+        measured = [self.problem.outputs.index(o) for o in self.full_problem.error_outputs]
+        overall = float(np.linalg.norm(pred[:, measured] - ref[:, measured])
+                        / max(np.linalg.norm(ref[:, measured]), 1e-300))
         per = {o: float(np.linalg.norm(pred[:, j] - ref[:, j]) / max(np.linalg.norm(ref[:, j]), 1e-300))
                for j, o in enumerate(self.problem.outputs)}
         return overall, per

@@ -123,7 +123,8 @@ def window_problem(problem: Problem, i: int, windows: int,
         else:
             terms.append(copy.copy(term))
     return Problem(name=problem.name, domain=window_domain(problem.domain, time, a, b), outputs=problem.outputs,
-                   terms=terms, unknowns=problem.unknowns, transform=problem.transform, weights=problem.rules)
+                   terms=terms, unknowns=problem.unknowns, transform=problem.transform, weights=problem.rules,
+                   error_outputs=problem.error_outputs)
 
 
 def previous_window(model, i: int) -> Callable[[Initial, np.ndarray], np.ndarray]:
