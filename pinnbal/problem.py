@@ -371,6 +371,16 @@ def as_columns(result, coords: torch.Tensor, where: str, width: int | None, per_
     return result
 
 
+def as_names(value) -> list:
+    """A name or an iterable of names as a list (anything else as a one-item list, for validation to refuse)."""
+    if isinstance(value, str):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
 class Problem:
     """A PINN problem: domain, outputs, terms, and optionally reference, unknowns, transform.
 
@@ -405,8 +415,7 @@ class Problem:
         self.transform = transform
         self.rules = weights  # term weights by user rule (``--balancer rules``); a problem file's `def weights`
         self.recipe = recipe  # the settings `pinnbal run` uses unless told otherwise; a problem file's `recipe`
-        self.error_outputs = list(self.outputs) if error_outputs is None else (
-            [error_outputs] if isinstance(error_outputs, str) else list(error_outputs))
+        self.error_outputs = list(self.outputs) if error_outputs is None else as_names(error_outputs)
         self.validate()
 
     @property

@@ -164,7 +164,8 @@ def test_error_outputs_measure_the_overall_error_on_those_outputs_only(tmp_path)
 def test_error_outputs_must_name_outputs():
     with pytest.raises(pb.ProblemError, match=r"error_outputs=\['w'\]; name one or more of the outputs u, v"):
         two_field_problem(error_outputs=["w"])
-    with pytest.raises(pb.ProblemError, match="error_outputs"):
-        two_field_problem(error_outputs=[])
+    for wrong in ([], 5):
+        with pytest.raises(pb.ProblemError, match="error_outputs"):
+            two_field_problem(error_outputs=wrong)
     assert "rel L2 measured on u" in two_field_problem(error_outputs="u").describe()
     assert "measured on" not in two_field_problem().describe()
