@@ -85,7 +85,7 @@ def label_axes(ax, xlabel: str, ylabel: str, log: bool = True) -> None:
     ax.grid(alpha=0.3, which="both")
 
 
-def mark_lbfgs(ax, runs: list[Any]) -> None:
+def mark_second_stage(ax, runs: list[Any]) -> None:
     """A dashed line where the second stage takes over from Adam (after the last Adam step), labelled with the
     second stages' methods (the history's phase)."""
     methods = sorted({row["phase"] for r in runs for row in r.history if row.get("phase") not in (None, "adam")})
@@ -114,7 +114,7 @@ def plot_error_vs_step(groups: list[Group], title: str, target: float, path: Pat
         plt.close(fig)
         return None
     ax.axhline(target, color="k", ls=":", lw=0.8, label=f"target {target:g}")
-    mark_lbfgs(ax, [r for g in groups for r in g.runs])
+    mark_second_stage(ax, [r for g in groups for r in g.runs])
     label_axes(ax, "step", "relative L2 error")
     ax.legend(fontsize=8)
     fig.suptitle(f"rel L2 error: median and min–max over seeds\n{title}", fontsize=10, wrap=True)
@@ -133,7 +133,7 @@ def plot_weights(groups: list[Group], title: str, path: Path):
                 ax.plot(curve[0], curve[1], color=f"C{j % 10}", lw=1.4, label=term)
         if not group.runs:
             ax.text(0.5, 0.5, "no finished run", transform=ax.transAxes, ha="center")
-        mark_lbfgs(ax, group.runs)
+        mark_second_stage(ax, group.runs)
         label_axes(ax, "step", "weight (median over seeds)" if ax is axes[0][0] else "")
         ax.set_title(group.entry.spec, fontsize=9)
     axes[0][0].legend(fontsize=8)

@@ -49,7 +49,7 @@ def draw_columns(ax, history: list[dict], keys: dict[str, str], log: bool = True
                 marker="o" if len(steps) < 30 else None, ms=3)
     if log:
         ax.set_yscale("log")
-    mark_lbfgs(ax, history)
+    mark_second_stage(ax, history)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, which="both")
@@ -57,7 +57,7 @@ def draw_columns(ax, history: list[dict], keys: dict[str, str], log: bool = True
         ax.legend(fontsize=8)
 
 
-def mark_lbfgs(ax, history: list[dict]) -> None:
+def mark_second_stage(ax, history: list[dict]) -> None:
     """A dashed line where the second stage takes over from Adam, labelled with its method (the phase)."""
     start = next((r for r in history if r["phase"] != "adam"), None)
     if start is not None:

@@ -364,7 +364,7 @@ class Trainer:
         """Relative L2 error over the evaluation set: overall (on the problem's ``error_outputs``) and per output."""
         pred = self.predict(self.eval_x)
         ref = self.eval_v
-        measured = [self.problem.outputs.index(o) for o in self.full_problem.error_outputs]
+        measured = [self.problem.outputs.index(o) for o in self.problem.error_outputs]  # a window's problem keeps them
         overall = float(np.linalg.norm(pred[:, measured] - ref[:, measured])
                         / max(np.linalg.norm(ref[:, measured]), 1e-300))
         per = {o: float(np.linalg.norm(pred[:, j] - ref[:, j]) / max(np.linalg.norm(ref[:, j]), 1e-300))
