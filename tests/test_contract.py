@@ -169,3 +169,16 @@ def test_error_outputs_must_name_outputs():
             two_field_problem(error_outputs=wrong)
     assert "rel L2 measured on u" in two_field_problem(error_outputs="u").describe()
     assert "measured on" not in two_field_problem().describe()
+
+
+def test_error_outputs_hold_in_every_time_window(tmp_path):
+    """u_t = 0, v_t = 0 from u(x, 0) = x, v(x, 0) = 5, trained in two time windows: the overall error is u's."""
+    problem = pb.Problem("two_fields_in_time", pb.Box(x=(0.0, 1.0), t=(0.0, 1.0)), ["u", "v"], [
+        pb.Residual("pde", lambda p: [p.u_t, p.v_t], points=64),
+        pb.Initial("ic", value=lambda p: torch.cat([p.x, p.x * 0 + 5.0], dim=1), points=16),
+    ], reference=lambda p: torch.cat([p.x, torch.full_like(p.x, 5.0)], dim=1), error_outputs=["u"])
+    run = pb.train(problem, "fixed", steps=10, lbfgs=0, seed=0, width=8, depth=1, time_windows=2,
+                   out=tmp_path / "run")
+    assert run.metrics["time_windows"] == 2
+    assert run.metrics["rel_l2"] == pytest.approx(run.metrics["rel_l2_per_output"]["u"], rel=1e-12)
+    assert run.metrics["rel_l2"] != pytest.approx(run.metrics["rel_l2_per_output"]["v"], rel=1e-3)
