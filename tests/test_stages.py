@@ -46,6 +46,31 @@ def test_an_ill_conditioned_quadratic_reaches_its_minimum_to_1e_10(update):
 
 
 @pytest.mark.parametrize("update", ["bfgs", "ssbfgs", "ssbroyden"])
+def test_the_carried_product_h_g_equals_the_inverse_hessian_times_the_gradient(update):
+    """Each iteration carries H₊ g₊ from the low-rank update instead of a pass over H₊ (the next direction):
+    it must equal the product taken afresh, and the secant equation H₊ y = s must hold with H y = H g₊ − H g."""
+    scales = torch.logspace(0, 3, 12, dtype=torch.float64)
+    x = torch.nn.Parameter(torch.linspace(-2, 2, 12, dtype=torch.float64))
+    opt = QuasiNewton([x], update=update, max_iter=1)
+
+    def closure():
+        opt.zero_grad()
+        loss = 0.25 * (scales * x ** 4).sum() + 0.5 * (scales * x ** 2).sum()
+        loss.backward()
+        return loss.detach()
+
+    state = opt.state[x]
+    for _ in range(8):
+        x0, g0 = (state["x"].clone(), state["g"].clone()) if state else (None, None)
+        opt.step(closure)
+        H, Hg = state["H"], state["Hg"]
+        assert torch.allclose(Hg, H @ state["g"], rtol=1e-10, atol=1e-14)
+        if x0 is not None:
+            s, y = state["x"] - x0, state["g"] - g0
+            assert torch.allclose(H @ y, s, rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.parametrize("update", ["bfgs", "ssbfgs", "ssbroyden"])
 def test_a_changed_objective_is_measured_afresh_and_keeps_the_inverse_hessian(update):
     """resample=: the same quadratic form with a moved minimum (what new points do to a converged fit)."""
     scales = torch.logspace(0, 3, 10, dtype=torch.float64)
@@ -155,7 +180,7 @@ def test_each_update_satisfies_the_secant_equation_and_stays_positive_definite(u
         s = alpha * d
         A = torch.diag(torch.tensor([1.0, 2.0, 5.0, 10.0, 50.0], dtype=torch.float64))
         y = A @ s  # the curvature of a quadratic along s
-        H = opt.updated(H, s, y, alpha, grad)
+        H, _ = opt.updated(H, s, y, alpha, grad)
         assert torch.allclose(H @ y, s, atol=1e-12)  # H₊ y = s
         assert torch.allclose(H, H.T) and float(torch.linalg.eigvalsh(H).min()) > 0
 
@@ -167,7 +192,7 @@ def test_ssbfgs_scales_by_the_capped_oren_luenberger_factor():
     grad = torch.tensor([-1.0, 0.0], dtype=torch.float64)  # d = -H g = (1, 0)
     s, y, alpha = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.25, 0.0], dtype=torch.float64), 1.0
     # s·B s = -alpha s·g = 1, y·s = 0.25: tau = 0.25; the old part of H is divided by tau, the new term is not
-    scaled, unscaled = opt.updated(H.clone(), s, y, alpha, grad), plain.updated(H.clone(), s, y, alpha, grad)
+    scaled, unscaled = opt.updated(H.clone(), s, y, alpha, grad)[0], plain.updated(H.clone(), s, y, alpha, grad)[0]
     assert scaled[1, 1] == pytest.approx(4.0) and unscaled[1, 1] == pytest.approx(1.0)
     assert scaled[0, 0] == pytest.approx(4.0) and unscaled[0, 0] == pytest.approx(4.0)  # 1/(y·s) s sᵀ along s
 

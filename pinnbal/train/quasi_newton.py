@@ -151,7 +151,7 @@ class QuasiNewton(torch.optim.Optimizer):
         """New points (``resample=``): f and ∇f are evaluated afresh at the same x on the next call; H is kept,
         the last decrease (of another objective) is not."""
         state = self.state[self.params[0]]
-        for key in ("f", "g", "f_previous", "alpha"):
+        for key in ("f", "g", "Hg", "f_previous", "alpha"):
             state.pop(key, None)
 
     def iterate(self, closure, state: dict) -> bool:
@@ -163,7 +163,7 @@ class QuasiNewton(torch.optim.Optimizer):
         shortened = self.first_step == "adaptive" and "f_previous" in state and float(state["alpha"]) < 1.0
         previous = float(state["f_previous"]) if shortened else None
         for fresh in ((False, True) if H.numel() else (True,)):
-            d = -g / g.norm() if fresh else -(H @ g)
+            d = -g / g.norm() if fresh else -(state["Hg"] if "Hg" in state else H @ g)
             found = self.search(closure, x, f, g, d, previous)
             if found is not None:
                 break
@@ -172,9 +172,12 @@ class QuasiNewton(torch.optim.Optimizer):
             return False
         alpha, f_new, g_new = found
         s, y = alpha * d, g_new - g
+        H, Hg_new = self.updated(H, s, y, alpha, g, Hg=-d if H.numel() else None)
         state.update(x=x + s, f=torch.tensor(f_new, dtype=torch.float64), g=g_new, f_previous=state["f"],
-                     alpha=torch.tensor(alpha, dtype=torch.float64),
-                     H=self.updated(H, s, y, alpha, g), iterations=state["iterations"] + 1)
+                     alpha=torch.tensor(alpha, dtype=torch.float64), H=H, iterations=state["iterations"] + 1)
+        state.pop("Hg", None)  # H g for the next direction, when H has been made
+        if Hg_new is not None:
+            state["Hg"] = Hg_new
         return True
 
     def search(self, closure, x, f, g, d, previous: float | None) -> tuple[float, float, torch.Tensor] | None:
@@ -214,27 +217,42 @@ class QuasiNewton(torch.optim.Optimizer):
             alpha /= 2
         return None
 
-    def updated(self, H: torch.Tensor, s, y, alpha: float, g) -> torch.Tensor:
-        """H₊ by the module docstring's formula, written into H (H empty: H₀ = (y·s)/(y·y) I first)."""
+    def updated(self, H: torch.Tensor, s, y, alpha: float, g, Hg=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(H₊, H₊ g₊) by the module docstring's formula, H₊ written into H (H empty: H₀ = (y·s)/(y·y) I
+        first); g₊ = g + y, ``Hg`` = H g when known (the last direction), else computed.
+
+        H is read once for H g₊, whence H y = H g₊ − H g, and once more (one BLAS gemm) for the update
+        H₊ = H/τ + U C Uᵀ, U = [s, H y]; H₊ g₊ = H g₊/τ + U C Uᵀ g₊ then costs no pass.  Six passes before
+        (H g, H y, the scaling, three rank-one updates): at P = 3297, one thread of the development CPU,
+        2026-12-03, an iteration's linear algebra took 33-36 ms that way and 16-25 ms this way; a Burgers
+        self-scaled Broyden stage (300 iterations after 50 Adam steps, three alternating rounds in one
+        process) trained in 39.7-42.8 s against 41.9-49.0 s, the loss-and-gradient evaluations being most
+        of an iteration there.  H₊ g₊ is None when H stays empty (no positive curvature before H₀ was
+        made)."""
+        g_next = g + y
         ys = float(y @ s)
         if not ys > 0:  # no positive curvature along s (cannot happen after a strong-Wolfe step): keep H
-            return H
+            return H, (H @ g_next if H.numel() else None)
         if not H.numel():
-            H = torch.eye(len(s), dtype=torch.float64, device=s.device) * (ys / float(y @ y))
-        Hy = H @ y
+            gamma = ys / float(y @ y)
+            H = torch.eye(len(s), dtype=torch.float64, device=s.device) * gamma
+            Hg_next, Hy = gamma * g_next, gamma * y
+        else:
+            Hg_next = H @ g_next
+            Hy = Hg_next - (H @ g if Hg is None else Hg)
         yHy = float(y @ Hy)
         rho = 1.0 / ys
         sBs = -alpha * float(s @ g)  # s·B s with B d = −g
         tau, phi = self.scaling(ys, sBs, yHy, len(s))
         # with v = √(yHy)(ρ s − Hy/yHy), −(Hy)(Hy)ᵀ/yHy + φ v vᵀ = φ yHy ρ² s sᵀ − φ ρ (s Hyᵀ + Hy sᵀ)
-        # + (φ − 1)(Hy)(Hy)ᵀ/yHy, so H₊ is H/τ plus rank-one passes over H, in place (BLAS ger)
-        if tau != 1.0:
-            H.div_(tau)
-        H.addr_(s, (phi * yHy * rho * rho / tau + rho) * s - (phi * rho / tau) * Hy)
-        H.addr_(Hy, s, alpha=-phi * rho / tau)
-        if phi != 1.0:
-            H.addr_(Hy, Hy, alpha=(phi - 1.0) / (tau * yHy))
-        return H
+        # + (φ − 1)(Hy)(Hy)ᵀ/yHy
+        coupling = -phi * rho / tau
+        C = torch.tensor([[phi * yHy * rho * rho / tau + rho, coupling],
+                          [coupling, (phi - 1.0) / (tau * yHy)]], dtype=torch.float64, device=s.device)
+        U = torch.stack([s, Hy], dim=1)
+        CU = C @ U.T
+        H.addmm_(U, CU, beta=1.0 / tau)
+        return H, Hg_next / tau + U @ (CU @ g_next)
 
     def scaling(self, ys: float, sBs: float, yHy: float, n: int) -> tuple[float, float]:
         """(τ, φ) of the update rule from y·s, s·B s and y·H y (module docstring)."""

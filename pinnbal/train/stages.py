@@ -16,10 +16,11 @@ After the Adam stage, training continues with a fixed-weight optimiser on
   parameters, ``lbfgs`` above.  Why: on Burgers (4 × 32, 3297 parameters,
   1000 Adam steps first, float64) self-scaled BFGS reached a training loss
   of 4e-9 and rel L2 1.1e-4 in 4000 iterations where L-BFGS stopped at
-  1.5e-3; a dense iteration costs one P × P matrix-vector product and two
-  rank-one passes over H (17 ms at P = 3297 on the development CPU, about
-  as much as one float64 loss-and-gradient evaluation there), which grows
-  as P², so above about 5000 parameters L-BFGS's cheap iterations win.
+  1.5e-3; a dense iteration costs passes over H that grow as P² (the
+  threshold was set when an iteration took six passes, 17 ms at P = 3297
+  on the development CPU, about as much as one float64 loss-and-gradient
+  evaluation there; it now takes two, :mod:`pinnbal.train.quasi_newton`),
+  so above about 5000 parameters L-BFGS's cheap iterations win.
 
 ``--lbfgs N`` (or ``iters=N`` in the spec) is the stage's iteration budget.  The stage runs in
 ``dtype=float64`` by default: in float32 the loss stops changing long
