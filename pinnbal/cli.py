@@ -74,8 +74,9 @@ def add_train_options(p: argparse.ArgumentParser, given_only: bool = False) -> N
     add("--sampler", default=d.sampler, help="uniform, sobol or lhs " + DEFAULTS_HELP)
     add("--resample-every", type=int, default=d.resample_every, help="redraw points every N steps, 0: never " + DEFAULTS_HELP)
     add("--jacobian", default=d.jacobian, help="per-term gradients: auto, loop or batched " + DEFAULTS_HELP)
-    add("--compile", default=d.compile, help="the Adam stage's loss under torch.compile: on, off, auto (off: "
-        "on this CPU a 25 s compile paid back only after about 2400 Burgers steps) " + DEFAULTS_HELP)
+    add("--compile", default=d.compile, help="the loss under torch.compile (Adam's, and the second stage's anew "
+        "in its dtype, except lm's): on, off, auto (off: on this CPU a 25 s compile paid back only after about "
+        "2400 Burgers steps) " + DEFAULTS_HELP)
     add("--derivatives", default=d.derivatives, help="p.u_xx by: forward (carried through the layers in closed "
         "form, one backward), autograd (nested), auto (forward where the network allows) " + DEFAULTS_HELP)
     add("--log-every", type=int, default=d.log_every, help=DEFAULTS_HELP)

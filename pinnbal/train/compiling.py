@@ -10,8 +10,14 @@ What a compiled graph cannot do, it is not asked to: a double backward
 (meta-gradient balancers, which also ask for a training context), a
 vmapped backward (``--jacobian batched``, NTK traces), nested autograd
 (``--derivatives autograd``).  Those runs train uncompiled, with one line
-saying why.  The second stage runs eagerly: its float64 switch would
-compile everything again.
+saying why.  The second stage's loss is compiled again in its dtype
+(float64 by default) before its first chunk, ``lm`` excepted (its per-point
+Jacobian).  Measured (Burgers, ``fixed``, 200 Adam steps then 600
+self-scaled Broyden iterations, one thread, cold inductor caches,
+2026-12-03; README "Command line"): an iteration took 98-107 ms compiled
+against 124-149 ms eagerly (1.3-1.5×), for a compile of 23-28 s, so it pays
+back after roughly 1000 iterations — the wave's and the cavity's stages,
+not Burgers' 1400 with a 35-40 s Adam compile before them.
 
 ``auto`` is off, from measurement (``pinnbal bench speed --compiled``, 2-core
 CPU, torch 2.13, 4 × 32 tanh, Burgers 8192 + 1024 points, 2026-12-02):
@@ -19,7 +25,7 @@ compiling took 25 s and a step went from 41.2 to 30.9 ms, so it pays back
 only after about 2400 steps, more than the default 1000 Adam steps.  No GPU
 measurement exists yet, so ``auto`` is off there too.  ``metrics.json`` reports ``compile_s`` (the first
 compiled step: tracing, compiling its forward and backward graphs, and the
-step) apart from ``ms_per_step`` (the other steps).
+step) and ``stage_compile_s`` (the second stage's) apart from ``ms_per_step``.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ import torch
 
 from ..balancers.pointwise import weighted_means
 from ..batches import evaluate_terms
+from ..jacobian import sync
 from .callbacks import Budget, Checkpoints, History, RollBack
 from .guard import stop_on_signals
 from .least_squares import SumOfSquares
@@ -89,6 +90,8 @@ def second_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -
     optimizer = trainer.lbfgs
     weights = held.to(device=trainer.device, dtype=trainer.dtype)
     closure, last = stage_objective(trainer, weights)
+    if trainer.batches.compiled == {}:  # --compile on: compiled anew in the stage's dtype (Trainer.switch_precision)
+        compile_stage(trainer, closure)
     while trainer.lbfgs_done < cfg.lbfgs:
         if redraw_due(trainer.stage, trainer.lbfgs_done):
             trainer.redraw_in_stage()
@@ -125,6 +128,19 @@ def second_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -
         crossed = trainer.lbfgs_done // cfg.checkpoint_every > before // cfg.checkpoint_every
         if checkpoints.after_step(trainer, cfg.checkpoint_every if crossed else 1, stopping):
             return
+
+
+def compile_stage(trainer: Trainer, closure) -> None:
+    """Compile the second stage's loss before its first chunk, timed apart (``stage_compile_s`` in
+    ``metrics.json``, counted in the training time and the budget): one call of the closure at the current
+    parameters, its gradient dropped (the optimiser's first evaluation computes the same again)."""
+    tick = time.perf_counter()
+    closure()
+    trainer.lbfgs.zero_grad(set_to_none=True)
+    sync(trainer.device)
+    elapsed = time.perf_counter() - tick
+    trainer.train_seconds += elapsed
+    trainer.stage_compile_s = (trainer.stage_compile_s or 0.0) + elapsed
 
 
 def stage_objective(trainer: Trainer, weights: torch.Tensor):

@@ -75,9 +75,11 @@ def restore(trainer: Trainer, saved: dict[str, Any]) -> None:
 
 
 def ms_per_step(trainer, steps: int) -> float:
-    """Training ms per step over ``steps`` steps, the first compiled step (the compile, ``compile_s``) apart."""
+    """Training ms per step over ``steps`` steps, the first compiled step (the compile, ``compile_s``) and the
+    second stage's compile (``stage_compile_s``) apart."""
     compiled = trainer.compile_s is not None
-    return 1000 * (trainer.train_seconds - (trainer.compile_s or 0.0)) / max(steps - compiled, 1)
+    compiling = (trainer.compile_s or 0.0) + (trainer.stage_compile_s or 0.0)
+    return 1000 * (trainer.train_seconds - compiling) / max(steps - compiled, 1)
 
 
 def validation_losses(trainer: Trainer) -> dict[str, float | None]:
@@ -119,6 +121,7 @@ def result(trainer: Trainer, wall: float) -> Run:
         "train_s": round(trainer.train_seconds, 3),
         "ms_per_step": round(ms_per_step(trainer, steps_run), 3),
         "compile_s": None if trainer.compile_s is None else round(trainer.compile_s, 3),
+        "stage_compile_s": None if trainer.stage_compile_s is None else round(trainer.stage_compile_s, 3),
         "rel_l2": rel,
         "rel_l2_per_output": per,
         "final_loss": last.get("loss"),

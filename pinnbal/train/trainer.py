@@ -174,6 +174,7 @@ class Trainer:
         self.lbfgs_previous: float | None = None  # loss at the start of the last second-stage chunk
         self.train_seconds = 0.0
         self.compile_s: float | None = None  # first-call compile time of the Adam stage's loss (--compile on)
+        self.stage_compile_s: float | None = None  # the second stage's compile (--compile on), summed over windows
         self.wall_seconds = 0.0
         self.next_eval = 0
         self.status = "running"
@@ -263,7 +264,7 @@ class Trainer:
         """Count the training time since ``tick`` (after the device has finished the step)."""
         sync(self.device)
         elapsed = time.perf_counter() - tick
-        if self.batches.compiled is not None and self.compile_s is None:
+        if self.batches.compiled is not None and self.compile_s is None and self.lbfgs is None:
             self.compile_s = elapsed  # the first compiled step: tracing, compiling forward and backward, the step
         self.train_seconds += elapsed
 
@@ -323,9 +324,13 @@ class Trainer:
             offset += p.numel()
 
     def switch_precision(self) -> None:
-        """Cast the network, its unknowns and every batch to the second stage's dtype, once, at the switch."""
-        self.batches.compiled = None  # the second stage runs eagerly (a float64 graph would compile anew)
+        """Cast the network, its unknowns and every batch to the second stage's dtype, once, at the switch.
+
+        Under ``--compile on`` the second stage's loss is compiled too, anew in its dtype (the first chunk pays
+        the compile); ``lm`` runs eagerly (its per-point Jacobian takes backwards a compiled graph does not)."""
         dtype = self.stage.torch_dtype
+        if self.batches.compiled is not None and (self.stage.method == "lm" or dtype != self.dtype):
+            self.batches.compiled = None if self.stage.method == "lm" else {}
         if dtype == self.dtype:
             return
         self.model.to(dtype=dtype)
