@@ -290,7 +290,8 @@ def copies(tmp_path_factory):
 
 @pytest.mark.parametrize("name", NEW)
 def test_tiny_training_reports_a_finite_error(name, copies):
-    run = pb.train(copies / f"{name}.py", "fixed", steps=5, lbfgs=0, width=8, depth=1, eval_every=5, seed=0)
+    run = pb.train(copies / f"{name}.py", "fixed", steps=5, lbfgs=0, width=8, depth=1, eval_every=5, seed=0,
+                   compile="off")  # a recipe's compile (the cavity's) is not what this checks
     assert run.metrics["status"] == "completed"
     assert math.isfinite(run.metrics["rel_l2"]) and run.metrics["rel_l2"] > 0
     assert set(run.metrics["rel_l2_per_output"]) == set(load(name).outputs)
