@@ -62,6 +62,6 @@ problem = pb.Problem(
 # 7.94e-2, 8.90e-2, 4.35e-2.  With 16384: 3.95e-2, 4.73e-2, 2.62e-2 (median 3.95e-2).  Caveat: no reference-free
 # measure separates the two (the fresh-point PDE loss is dominated by the lid's corner singularity); the reference
 # confirmed that more points help, it did not pick the count.  Compiled (--compile on, the second stage as well)
-# a 16384-point run takes about 10 minutes on one thread (seed 0: 577 s, 4.49e-2) against about 20 eagerly.
+# a 16384-point run takes 8-10 minutes on one thread (seeds 0-2: 4.49e-2, 3.84e-2, 2.73e-2) against 14-20 eagerly.
 recipe = pb.Recipe(balancer="fixed", then="ssbfgs:resample=100", lbfgs=2000, compile="on",
                    source="pinnbal's own measurement, README 'Measured'")
