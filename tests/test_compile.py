@@ -91,3 +91,15 @@ def test_a_compiled_run_with_time_windows_and_held_out_data_resumes_as_it_ran(tm
                     out=tmp_path / "held", **TINY)
     assert held.metrics["compile_s"] > 0 and not held.metrics["events"]
     assert held.metrics["status"] == "completed"
+
+
+def test_a_compiled_second_stage_with_redraws_and_per_point_weights_follows_the_eager_one():
+    """--compile on with rba (multipliers frozen at the switch) and points redrawn in the float64 stage: the same
+    history as the eager run, to rounding."""
+    settings = dict(TINY, steps=4, lbfgs=4, then="ssbfgs:resample=2")
+    eager = pb.train("problems/poisson1d.py", "rba", compile="off", **settings)
+    compiled = pb.train("problems/poisson1d.py", "rba", compile="on", **settings)
+    assert compiled.metrics["stage_compile_s"] > 0 and not compiled.metrics["events"]
+    assert compiled.metrics["lbfgs_iterations"] == 4
+    for a, b in zip(eager.history, compiled.history):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-3, abs=1e-7), a["step"]

@@ -82,16 +82,18 @@ def second_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -
     cfg, method = trainer.config, trainer.stage.method
     held = trainer.held_weights(trainer.balancer.fixed_weights(trainer.state))
     trainer.model.eval()  # a deterministic objective for the line search: no dropout
-    if trainer.lbfgs is None:
+    fresh = trainer.lbfgs is None
+    if fresh:
         trainer.switch_precision()
         trainer.lbfgs = make_optimizer(trainer.stage, trainer.params, cfg.log_every)
+    if trainer.batches.compiled == {}:  # --compile on: compiled anew in the stage's dtype (Trainer.switch_precision)
+        compile_stage(trainer)
+    if fresh:
         trainer.frozen = trainer.freeze_points()
         trainer.early.bad = 0  # a new optimiser gets the whole patience
     optimizer = trainer.lbfgs
     weights = held.to(device=trainer.device, dtype=trainer.dtype)
     closure, last = stage_objective(trainer, weights)
-    if trainer.batches.compiled == {}:  # --compile on: compiled anew in the stage's dtype (Trainer.switch_precision)
-        compile_stage(trainer, closure)
     while trainer.lbfgs_done < cfg.lbfgs:
         if redraw_due(trainer.stage, trainer.lbfgs_done):
             trainer.redraw_in_stage()
@@ -130,12 +132,12 @@ def second_stage(trainer: Trainer, history: History, checkpoints: Checkpoints) -
             return
 
 
-def compile_stage(trainer: Trainer, closure) -> None:
-    """Compile the second stage's loss before its first chunk, timed apart (``stage_compile_s`` in
-    ``metrics.json``, counted in the training time and the budget): one call of the closure at the current
-    parameters, its gradient dropped (the optimiser's first evaluation computes the same again)."""
+def compile_stage(trainer: Trainer) -> None:
+    """Compile the second stage's loss before anything evaluates it (the frozen per-point multipliers, the
+    first chunk), timed apart (``stage_compile_s`` in ``metrics.json``, counted in the training time and the
+    budget): one forward and backward of the term losses at the current parameters, the gradient dropped."""
     tick = time.perf_counter()
-    closure()
+    evaluate_terms(trainer.model, trainer.batches).losses.sum().backward()
     trainer.lbfgs.zero_grad(set_to_none=True)
     sync(trainer.device)
     elapsed = time.perf_counter() - tick
