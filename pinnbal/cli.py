@@ -218,8 +218,9 @@ def add_bench_accuracy(suites) -> None:
                                             f"suite: {listing})")
         add_train_options(acc, given_only=True)
         add_data_option(acc)
-        acc.add_argument("--balancers", "--balancer", default="fixed,lra", help="balancer specs separated by commas "
-                         + DEFAULTS_HELP)
+        acc.add_argument("--balancers", "--balancer", default="recipe", help="balancer specs separated by commas; "
+                         "recipe: each problem's own (its recipe's balancer, else the library default), what "
+                         "`pinnbal run` trains it with " + DEFAULTS_HELP)
         acc.add_argument("--seeds", type=int, default=3, help=DEFAULTS_HELP)
         acc.add_argument("--jobs", type=int, help="parallel training processes (default: min(runs, CPUs))")
         acc.add_argument("--runs", default=f"runs/bench-{name}", help="sweep directory; re-running skips finished "
@@ -244,7 +245,8 @@ def add_compare_command(sub) -> None:
     compare.add_argument("--balancers", "--balancer", action="append", metavar="SPECS",
                          help="balancer specs separated by commas; a piece that is key=value (or term<target) "
                               "continues the options of the spec before it, so fixed,lra:alpha=0.9,every=10,relobralo "
-                              "is three balancers; may be repeated (default: fixed,lra,relobralo)")
+                              "is three balancers; recipe: each problem's own, as `pinnbal run` chooses; may be repeated "
+                              "(default: fixed,lra,relobralo)")
     compare.add_argument("--seeds", type=int, default=3, help="seeds per balancer " + DEFAULTS_HELP)
     compare.add_argument("--seed", type=int, default=0, help="first seed: the seeds are SEED .. SEED+SEEDS-1 "
                          + DEFAULTS_HELP)

@@ -132,3 +132,18 @@ def test_a_conflicting_stage_spec_on_the_command_line_is_exit_2_nothing_written(
     assert main(["run", "problems/poisson1d.py", "--optimizer", "adam:steps=4", "--steps", "3", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "--optimizer sets steps=4 but --steps says 3" in err and len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_a_sweep_trains_each_problem_with_its_recipe_and_resumes_without_retraining(recipe_file, tmp_path):
+    from pinnbal.compare import compare
+
+    out = tmp_path / "sweep"
+    first = compare([str(recipe_file)], ["recipe", "lra"], seeds=1, out=out, jobs=1, progress=False, steps=2)
+    assert len(first.outcomes) == 2 and not first.failed
+    chosen, given = config_of(out / "poisson1d" / "recipe-s0"), config_of(out / "poisson1d" / "lra-s0")
+    assert chosen["balancer"].startswith("fixed") and given["balancer"].startswith("lra")  # recipe / as written
+    for config in (chosen, given):  # the recipe's settings under both, the sweep's steps over the recipe's 3
+        assert config["train"]["width"] == 8 and config["train"]["lbfgs"] == 2 and config["train"]["steps"] == 2
+    assert "| `recipe (fixed" in first.tables
+    again = compare([str(recipe_file)], ["recipe", "lra"], seeds=1, out=out, jobs=1, progress=False, steps=2)
+    assert not again.outcomes and len(again.skipped) == 2  # a recipe's settings are the sweep's, not "other"

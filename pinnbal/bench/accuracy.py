@@ -73,7 +73,7 @@ def report_row(group, anchor: Anchor | None, stem: str, first: bool) -> list[str
     times = [r.metrics["wall_s"] for r in group.completed]
     median = float(np.median(errors)) if errors else None
     goal = anchor.goal if anchor else None
-    cells = [f"`{stem}`" if first else "", f"`{group.entry.spec}`", f"{median:.2e}" if errors else "–",
+    cells = [f"`{stem}`" if first else "", f"`{group.label}`", f"{median:.2e}" if errors else "–",
              f"{max(errors):.2e}" if errors else "–", f"{len(errors)}/{group.seeds}",
              f"{np.median(times):.0f}" if times else "–"]
     if goal is None or median is None:

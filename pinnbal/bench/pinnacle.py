@@ -55,7 +55,7 @@ def row(group, stem: str, first: bool) -> list[str]:
     errors = group.errors()
     times = [r.metrics["wall_s"] for r in group.completed]
     median = float(np.median(errors)) if errors else None
-    cells = [f"`{stem}`" if first else "", f"`{group.entry.spec}`", "–" if median is None else f"{median:.2e}",
+    cells = [f"`{stem}`" if first else "", f"`{group.label}`", "–" if median is None else f"{median:.2e}",
              f"{max(errors):.2e}" if errors else "–", f"{len(errors)}/{group.seeds}",
              f"{np.median(times):.0f}" if times else "–"]
     published = PUBLISHED.get(stem, {})

@@ -56,7 +56,7 @@ def train_job(job: Job, settings: dict[str, Any]) -> Outcome:
         if job.resume:
             run = resume(job.out, render=True)
         else:
-            run = train(job.problem_path, job.entry.spec, out=job.out, force=True, seed=job.seed, progress=False,
+            run = train(job.problem_path, job.entry.run_spec, out=job.out, force=True, seed=job.seed, progress=False,
                         render=True, **settings)
     except PinnbalError as exc:  # interrupted, diverged (this run's metrics.json says so), a locked directory
         if getattr(exc, "signum", None) is not None:

@@ -17,9 +17,13 @@ from ..rundir import CHECKPOINT, CONFIG, METRICS
 from ..storage import read_json
 from ..train import TrainConfig, pick_device
 from ..train.config import SPEC_SETTINGS, expand_settings
+from ..workflow import with_recipe
 
 #: metrics.json states that are a result: skipped when the sweep runs again.
 FINAL = ("completed", "diverged")
+
+#: The balancer "spec" that means each problem's own: its recipe's balancer, the library default where it has none.
+RECIPE = "recipe"
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,20 @@ class Entry:
     canonical: str  # Balancer.spec, what config.json records
     name: str  # the balancer's registry name (fixed, lra, ...)
     folder: str  # directory name
+    per_problem: dict[str, str] = field(default_factory=dict)  # RECIPE: problem name -> the balancer it resolved to
+
+    def canonical_for(self, problem: str) -> str:
+        """What a run of ``problem`` records as its balancer (config.json)."""
+        return self.per_problem.get(problem, self.canonical)
+
+    def label_for(self, problem: str) -> str:
+        """The row label: the spec as written, with the balancer a recipe chose for ``problem``."""
+        return f"{self.spec} ({self.per_problem[problem]})" if problem in self.per_problem else self.spec
+
+    @property
+    def run_spec(self) -> str | None:
+        """The balancer handed to :func:`pinnbal.train`: None lets each problem's recipe choose."""
+        return None if self.spec == RECIPE else self.spec
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,11 @@ class Sweep:
     terms: dict[str, list[TermSize]] = field(default_factory=dict)  # problem name -> its terms with points
     given_holdout: float = 0.0  # the user's --holdout
     needed: dict[str, float] = field(default_factory=dict)  # spec -> the holdout its validation set needs
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # problem name -> its recipe's settings
+
+    def run_settings(self, problem: str) -> dict[str, Any]:
+        """The TrainConfig fields a run of ``problem`` trains with: its recipe under the sweep's settings."""
+        return self.recipes.get(problem, {}) | self.settings
 
     @property
     def holdout(self) -> float:
@@ -90,8 +113,8 @@ class Sweep:
                 for name, path in self.problems.items() for entry in self.entries for seed in self.seeds]
 
     def expected_config(self, job: Job) -> dict[str, Any]:
-        return {"problem_path": job.problem_path, "balancer": job.entry.canonical,
-                "train": asdict(TrainConfig(**self.settings, seed=job.seed))}
+        return {"problem_path": job.problem_path, "balancer": job.entry.canonical_for(job.problem),
+                "train": asdict(TrainConfig(**self.run_settings(job.problem), seed=job.seed))}
 
 
 def config_difference(saved: dict[str, Any], expected: dict[str, Any]) -> str | None:
@@ -182,23 +205,33 @@ def plan(problems: Sequence[str | Path], balancers: Iterable[str], seeds: int | 
             raise
     loaded: dict[str, Any] = {}
     paths: dict[str, str] = {}
+    recipes: dict[str, dict[str, Any]] = {}  # problem name -> its recipe's settings
+    recipe_balancers: dict[str, str] = {}  # problem name -> the balancer its recipe (or the library) chooses
     for given in problems:
         problem = load_problem(given)
         if problem.name in loaded:
             raise OptionError(f"{given}: a second problem named {problem.name!r}; each problem of a sweep needs "
                               f"its own name (it names the directory)")
-        config.check(problem)
+        merged, chosen = with_recipe(problem, {}, None)
+        TrainConfig(**(merged | settings), seed=seeds[0]).check(problem)
         loaded[problem.name], paths[problem.name] = problem, str(Path(given).resolve())
+        recipes[problem.name], recipe_balancers[problem.name] = merged, chosen
     entries, canonicals, folders, needed = [], {}, {}, {}
     for spec in split_balancers(balancers):
-        balancer = make_balancer(spec)
-        if (fraction := validation_holdout(balancer)) > 0:
-            needed[spec] = fraction
-        for problem in loaded.values():
+        resolved = {}
+        for name, problem in loaded.items():
+            balancer = make_balancer(recipe_balancers[name] if spec == RECIPE else spec)
+            if (fraction := validation_holdout(balancer)) > 0:
+                needed[spec] = max(fraction, needed.get(spec, 0.0))
             balancer.attach(problem)  # e.g. causal needs a time coordinate, rules a rule: refuse before any run
             balancer.init([TermInfo(t.name, t.kind, float(config.weights.get(t.name, t.weight)), int(t.points))
                            for t in problem.terms])
-        entry = Entry(spec, balancer.spec, balancer.name, folder_name(spec))
+            resolved[name] = balancer
+        if spec == RECIPE:
+            entry = Entry(spec, RECIPE, RECIPE, RECIPE, {n: b.spec for n, b in resolved.items()})
+        else:
+            balancer = next(iter(resolved.values()))
+            entry = Entry(spec, balancer.spec, balancer.name, folder_name(spec))
         for seen, key in ((canonicals, entry.canonical), (folders, entry.folder)):
             if key in seen:
                 raise OptionError(f"--balancers: {spec!r} repeats {seen[key]!r} (same balancer or same directory "
@@ -215,7 +248,7 @@ def plan(problems: Sequence[str | Path], balancers: Iterable[str], seeds: int | 
              for name, problem in loaded.items()}
     default_out = Path("runs") / ("compare-" + "+".join(loaded))
     return Sweep(paths, [str(p) for p in problems], entries, seeds, settings,
-                 Path(out) if out else default_out, float(target), terms, float(config.holdout), needed)
+                 Path(out) if out else default_out, float(target), terms, float(config.holdout), needed, recipes)
 
 
 def validation_holdout(balancer) -> float:

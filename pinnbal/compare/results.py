@@ -72,6 +72,7 @@ class Group:
     entry: Entry
     runs: list[Any]  # SavedRun, completed or diverged, config matching the sweep
     seeds: int  # seeds in the sweep
+    label: str = ""  # the row label: the spec as written, "recipe (lra)" where the problem's recipe chose
 
     @property
     def completed(self) -> list[Any]:
@@ -85,7 +86,7 @@ class Group:
 
 
 def read_groups(sweep: Sweep, problem: str) -> list[Group]:
-    groups = {entry.spec: Group(entry, [], len(sweep.seeds)) for entry in sweep.entries}
+    groups = {entry.spec: Group(entry, [], len(sweep.seeds), entry.label_for(problem)) for entry in sweep.entries}
     for job in sweep.jobs:
         if job.problem != problem:
             continue

@@ -46,7 +46,7 @@ from .results import Group, Ledger, median_of, output_names, read_groups, spread
 def group_row(group: Group, outputs: list[str], terms: list[str], target: float) -> dict[str, Any]:
     """One summary.csv row (without the overhead ratio, which needs the fixed row)."""
     done = group.completed
-    row: dict[str, Any] = {"balancer": group.entry.spec, "n": len(done), "failed": group.seeds - len(done)}
+    row: dict[str, Any] = {"balancer": group.label, "n": len(done), "failed": group.seeds - len(done)}
     row |= spread(group.errors(), "rel_l2")
     if len(outputs) > 1:
         for output in outputs:
