@@ -135,6 +135,7 @@ def test_a_conflicting_stage_spec_on_the_command_line_is_exit_2_nothing_written(
 
 
 def test_a_sweep_trains_each_problem_with_its_recipe_and_resumes_without_retraining(recipe_file, tmp_path):
+    from pinnbal.bench.accuracy import accuracy_report
     from pinnbal.compare import compare
 
     out = tmp_path / "sweep"
@@ -147,3 +148,6 @@ def test_a_sweep_trains_each_problem_with_its_recipe_and_resumes_without_retrain
     assert "| `recipe (fixed" in first.tables
     again = compare([str(recipe_file)], ["recipe", "lra"], seeds=1, out=out, jobs=1, progress=False, steps=2)
     assert not again.outcomes and len(again.skipped) == 2  # a recipe's settings are the sweep's, not "other"
+    report = accuracy_report([str(recipe_file)], ["recipe", "lra"], 1, out, "test", jobs=1, progress=False, steps=2)
+    assert "- `poisson1d`, by its recipe: balancer fixed" in report and "lbfgs=2" in report and "steps=3" not in report
+    assert "| `recipe (fixed" in report and "| `lra` | " in report and report.count("1/1") == 2

@@ -21,11 +21,14 @@ import numpy as np
 
 from .anchors import ANCHORS, SUITE, Anchor
 from .speed import machine
-from ..compare.summary import budget, read_groups
+from ..compare.summary import budget, read_groups, recipe_lines
 from ..compare.sweep import compare
 from ..errors import OptionError
 
 PROBLEMS_DIR = Path(__file__).resolve().parents[2] / "problems"
+
+#: After the budget line of a sweep whose problems carry recipes.
+OVERRIDDEN = ", where a problem's recipe (`pinnbal info PROBLEM`) does not say otherwise"
 
 
 def suite_paths(names: Sequence[str] | None, suite: Sequence[str] = SUITE, folder: Path = PROBLEMS_DIR,
@@ -48,8 +51,8 @@ def accuracy_report(problems: Sequence[str] | None, balancers: Sequence[str], se
                      **settings)
     sweep = result.sweep
     lines = ["# Accuracy on the benchmark problems", "", f"Command: `{command}`  ", f"Machine: {machine()}  ",
-             f"Budget per run: {budget(sweep.settings)}; seeds {', '.join(map(str, sweep.seeds))}; run directories "
-             f"in `{sweep.out}`.", "",
+             f"Budget per run: {budget(sweep.settings)}{OVERRIDDEN if recipe_lines(sweep) else ''}; seeds "
+             f"{', '.join(map(str, sweep.seeds))}; run directories in `{sweep.out}`.", *recipe_lines(sweep), "",
              "| problem | balancer | rel L2 (median) | worst | runs | s / run | our goal | what limits it | "
              "published: plain PINN | balanced | best |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, path in sweep.problems.items():

@@ -21,10 +21,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .accuracy import PROBLEMS_DIR, suite_paths
+from .accuracy import OVERRIDDEN, PROBLEMS_DIR, suite_paths
 from .pinnacle_published import BEST, METHODS, PUBLISHED, SOURCE
 from .speed import machine
-from ..compare.summary import budget, read_groups
+from ..compare.summary import budget, read_groups, recipe_lines
 from ..compare.sweep import compare
 
 FOLDER = PROBLEMS_DIR / "pinnacle"
@@ -38,8 +38,9 @@ def pinnacle_report(problems: Sequence[str] | None, balancers: Sequence[str], se
     paths = suite_paths(problems, SUITE, FOLDER, "bench pinnacle")
     sweep = compare(paths, balancers, seeds=seeds, out=out, jobs=jobs, progress=progress, **settings).sweep
     lines = ["# pinnbal on the PINNacle problems", "", f"Command: `{command}`  ", f"Machine: {machine()}  ",
-             f"Our budget per run: {budget(sweep.settings)}; seeds {', '.join(map(str, sweep.seeds))}; run "
-             f"directories in `{sweep.out}`.  PINNacle's: 20000 Adam steps, 5 × 100 network, a GPU.", "",
+             f"Our budget per run: {budget(sweep.settings)}{OVERRIDDEN if recipe_lines(sweep) else ''}; seeds "
+             f"{', '.join(map(str, sweep.seeds))}; run directories in `{sweep.out}`.  PINNacle's: 20000 Adam "
+             f"steps, 5 × 100 network, a GPU.", *recipe_lines(sweep), "",
              "| problem | balancer | rel L2 (median) | worst | runs | s / run | " + " | ".join(METHODS)
              + " | best published | our median against it |", "| --- " * (8 + len(METHODS)) + "|"]
     for name, path in sweep.problems.items():

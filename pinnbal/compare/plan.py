@@ -34,7 +34,8 @@ class Entry:
     canonical: str  # Balancer.spec, what config.json records
     name: str  # the balancer's registry name (fixed, lra, ...)
     folder: str  # directory name
-    per_problem: dict[str, str] = field(default_factory=dict)  # RECIPE: problem name -> the balancer it resolved to
+    per_problem: dict[str, str] = field(default_factory=dict)  # RECIPE: problem name -> its balancer's canonical spec
+    chosen: dict[str, str] = field(default_factory=dict)  # RECIPE: problem name -> its balancer as the recipe writes it
 
     def canonical_for(self, problem: str) -> str:
         """What a run of ``problem`` records as its balancer (config.json)."""
@@ -42,7 +43,7 @@ class Entry:
 
     def label_for(self, problem: str) -> str:
         """The row label: the spec as written, with the balancer a recipe chose for ``problem``."""
-        return f"{self.spec} ({self.per_problem[problem]})" if problem in self.per_problem else self.spec
+        return f"{self.spec} ({self.chosen[problem]})" if problem in self.chosen else self.spec
 
     @property
     def run_spec(self) -> str | None:
@@ -205,7 +206,7 @@ def plan(problems: Sequence[str | Path], balancers: Iterable[str], seeds: int | 
             raise
     loaded: dict[str, Any] = {}
     paths: dict[str, str] = {}
-    recipes: dict[str, dict[str, Any]] = {}  # problem name -> its recipe's settings
+    recipes: dict[str, dict[str, Any]] = {}  # problem name -> its recipe's settings (problems with a recipe)
     recipe_balancers: dict[str, str] = {}  # problem name -> the balancer its recipe (or the library) chooses
     for given in problems:
         problem = load_problem(given)
@@ -215,7 +216,9 @@ def plan(problems: Sequence[str | Path], balancers: Iterable[str], seeds: int | 
         merged, chosen = with_recipe(problem, {}, None)
         TrainConfig(**(merged | settings), seed=seeds[0]).check(problem)
         loaded[problem.name], paths[problem.name] = problem, str(Path(given).resolve())
-        recipes[problem.name], recipe_balancers[problem.name] = merged, chosen
+        recipe_balancers[problem.name] = chosen
+        if problem.recipe is not None:
+            recipes[problem.name] = merged
     entries, canonicals, folders, needed = [], {}, {}, {}
     for spec in split_balancers(balancers):
         resolved = {}
@@ -228,7 +231,8 @@ def plan(problems: Sequence[str | Path], balancers: Iterable[str], seeds: int | 
                            for t in problem.terms])
             resolved[name] = balancer
         if spec == RECIPE:
-            entry = Entry(spec, RECIPE, RECIPE, RECIPE, {n: b.spec for n, b in resolved.items()})
+            entry = Entry(spec, RECIPE, RECIPE, RECIPE, {n: b.spec for n, b in resolved.items()},
+                          {n: recipe_balancers[n] for n in resolved})
         else:
             balancer = next(iter(resolved.values()))
             entry = Entry(spec, balancer.spec, balancer.name, folder_name(spec))

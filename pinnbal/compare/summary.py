@@ -134,6 +134,27 @@ def budget(settings: dict[str, Any]) -> str:
             f"{c.dtype}{limit}")
 
 
+def budgets_text(sweep: Sweep, problems: list[str]) -> str:
+    """The budget of each problem's runs (the sweep's settings over its recipe), once if they are all alike."""
+    texts = {p: budget(sweep.run_settings(p)) for p in problems}
+    if len(set(texts.values())) == 1:
+        return next(iter(texts.values()))
+    return "; ".join(f"{p}: {text}" for p, text in texts.items())
+
+
+def recipe_lines(sweep: Sweep) -> list[str]:
+    """``- `wave1d`'s recipe: arch=modified, steps=300, ...``: the settings each problem's recipe gave its runs
+    (those the sweep's own settings did not override)."""
+    lines = []
+    for problem, settings in sweep.recipes.items():
+        used = {k: v for k, v in settings.items() if k not in sweep.settings}
+        chosen = {e.chosen[problem] for e in sweep.entries if problem in e.chosen}
+        parts = [f"balancer {b}" for b in chosen] + [f"{k}={v}" for k, v in used.items()]
+        if parts:
+            lines.append(f"- `{problem}`, by its recipe: {', '.join(parts)}")
+    return lines
+
+
 def training_observations(n: int, holdout: float) -> int:
     """How many of a Data term's ``n`` observations a run with ``holdout`` trains on (the rule of
     :meth:`pinnbal.batches.Batches.split`: at least one held out, at least one kept; a single one is shared)."""
@@ -185,14 +206,15 @@ def split_text(sweep: Sweep, problems: list[str]) -> str:
 def shared_lines(sweep: Sweep, problem: str | None = None) -> list[str]:
     """What every run of the sweep shares (of ``problem``, or of all problems): budget, points, data split, seeds."""
     problems = [problem] if problem is not None else list(sweep.problems)
-    resample = TrainConfig(**sweep.settings).resample_every
+    resample = {TrainConfig(**sweep.run_settings(p)).resample_every for p in problems}
     if len(problems) == 1:
         points = points_text(sweep, problems[0])
     else:
         points = "; ".join(f"{p}: {points_text(sweep, p)}" for p in problems)
-    points += f" (redrawn every {resample} steps)" if resample else ""
+    points += f" (redrawn every {resample.pop()} steps)" if len(resample) == 1 and min(resample) else ""
     seeds = sweep.seeds
-    return [f"- budget, the same for every run: {budget(sweep.settings)}",
+    return [f"- budget, the same for every run{' of a problem' if len(problems) > 1 else ''}: "
+            f"{budgets_text(sweep, problems)}",
             f"- points per term, the same for every run: {points}",
             f"- data split: {split_text(sweep, problems)}",
             f"- {seeds_text(seeds)} ({len(seeds)} per balancer, the same for every balancer); "
@@ -247,7 +269,7 @@ def write_problem_summary(sweep: Sweep, problem: str, ledger: Ledger) -> tuple[s
     write_csv(folder / "summary.csv", rows, columns)
     outputs = output_names(groups)
     table = markdown_table(rows, outputs if len(outputs) > 1 else [], sweep.target)
-    title = f"{problem} · {seeds_text(sweep.seeds)} · {budget(sweep.settings)}"
+    title = f"{problem} · {seeds_text(sweep.seeds)} · {budget(sweep.run_settings(problem))}"
     drawn = draw_figures(folder / "figures", groups, title, sweep.target)
     pictures = [f"![{p.stem.replace('_', ' ')}](figures/{p.name})" for p in drawn]
     text = "\n\n".join([f"# Balancer comparison: {problem}", "\n".join(
