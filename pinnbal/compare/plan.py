@@ -204,21 +204,49 @@ def plan(problems: Sequence[str | Path], balancers: Iterable[str], seeds: int | 
     except OptionError:
         if here or not config.device.startswith("cuda"):
             raise
+    loaded, paths, recipes, recipe_balancers = load_problems(problems, settings, seeds[0])
+    entries, needed = balancer_entries(balancers, loaded, recipe_balancers, config)
+    settings = dict(settings)
+    # one data split for every balancer: the largest holdout any of them trains with (see the module docstring)
+    observed = any(t.kind == "data" and t.points >= 2 for p in loaded.values() for t in p.terms)
+    shared = max([config.holdout, *needed.values()]) if observed else config.holdout
+    if shared != config.holdout:
+        settings["holdout"] = shared
+    terms = {name: [TermSize(t.name, t.kind, int(t.points)) for t in problem.terms if t.has_points]
+             for name, problem in loaded.items()}
+    default_out = Path("runs") / ("compare-" + "+".join(loaded))
+    return Sweep(paths, [str(p) for p in problems], entries, seeds, settings,
+                 Path(out) if out else default_out, float(target), terms, float(config.holdout), needed, recipes)
+
+
+def load_problems(problems: Sequence[str | Path], settings: dict[str, Any], seed: int):
+    """Load and check every problem of a sweep with its recipe under ``settings``.
+
+    Returns (problems by name, resolved paths by name, recipe settings by name for problems with a recipe,
+    the balancer each problem's recipe, or the library, chooses by name).
+    """
     loaded: dict[str, Any] = {}
     paths: dict[str, str] = {}
-    recipes: dict[str, dict[str, Any]] = {}  # problem name -> its recipe's settings (problems with a recipe)
-    recipe_balancers: dict[str, str] = {}  # problem name -> the balancer its recipe (or the library) chooses
+    recipes: dict[str, dict[str, Any]] = {}
+    recipe_balancers: dict[str, str] = {}
     for given in problems:
         problem = load_problem(given)
         if problem.name in loaded:
             raise OptionError(f"{given}: a second problem named {problem.name!r}; each problem of a sweep needs "
                               f"its own name (it names the directory)")
         merged, chosen = with_recipe(problem, {}, None)
-        TrainConfig(**(merged | settings), seed=seeds[0]).check(problem)
+        TrainConfig(**(merged | settings), seed=seed).check(problem)
         loaded[problem.name], paths[problem.name] = problem, str(Path(given).resolve())
         recipe_balancers[problem.name] = chosen
         if problem.recipe is not None:
             recipes[problem.name] = merged
+    return loaded, paths, recipes, recipe_balancers
+
+
+def balancer_entries(balancers: Iterable[str], loaded: dict[str, Any], recipe_balancers: dict[str, str],
+                     config: TrainConfig) -> tuple[list[Entry], dict[str, float]]:
+    """One :class:`Entry` per balancer spec, each attached to every problem (refused before any run), and
+    the validation holdout each spec that keeps one needs."""
     entries, canonicals, folders, needed = [], {}, {}, {}
     for spec in split_balancers(balancers):
         resolved = {}
@@ -242,17 +270,7 @@ def plan(problems: Sequence[str | Path], balancers: Iterable[str], seeds: int | 
                                   f"name {entry.folder!r}); give each once")
             seen[key] = spec
         entries.append(entry)
-    settings = dict(settings)
-    # one data split for every balancer: the largest holdout any of them trains with (see the module docstring)
-    observed = any(t.kind == "data" and t.points >= 2 for p in loaded.values() for t in p.terms)
-    shared = max([config.holdout, *needed.values()]) if observed else config.holdout
-    if shared != config.holdout:
-        settings["holdout"] = shared
-    terms = {name: [TermSize(t.name, t.kind, int(t.points)) for t in problem.terms if t.has_points]
-             for name, problem in loaded.items()}
-    default_out = Path("runs") / ("compare-" + "+".join(loaded))
-    return Sweep(paths, [str(p) for p in problems], entries, seeds, settings,
-                 Path(out) if out else default_out, float(target), terms, float(config.holdout), needed, recipes)
+    return entries, needed
 
 
 def validation_holdout(balancer) -> float:
