@@ -40,6 +40,7 @@ def add_train_options(p: argparse.ArgumentParser, given_only: bool = False) -> N
     """The training flags, one per :class:`TrainConfig` field.  ``given_only``: an option not typed is None, so
     the problem's recipe (``pinnbal run``) can fill it; the help still shows the library default."""
     from .train import DEFAULT_BALANCER, TrainConfig
+    from .train.config import OBSERVATIONS_BALANCER, OBSERVED
 
     d = TrainConfig()
 
@@ -51,7 +52,8 @@ def add_train_options(p: argparse.ArgumentParser, given_only: bool = False) -> N
             kw["default"] = None
         p.add_argument(*flags, **kw)
 
-    add("--balancer", default=DEFAULT_BALANCER, help="balancer spec, e.g. lra or lra:alpha=0.9,every=10 " + DEFAULTS_HELP)
+    add("--balancer", default=DEFAULT_BALANCER, help="balancer spec, e.g. lra or lra:alpha=0.9,every=10 " + DEFAULTS_HELP
+        + f"; {OBSERVATIONS_BALANCER} for a problem with at least {OBSERVED} observations (pb.Data values)")
     add("--optimizer", help="the Adam stage in one spec: adam:steps=N,lr=X,warmup=N,decay=G/EVERY (the same as "
         "--steps, --lr, --warmup, --lr-decay, --lr-decay-every)")
     add("--steps", type=int, default=d.steps, help="Adam steps " + DEFAULTS_HELP)
@@ -302,8 +304,14 @@ def report(run, out: Path) -> None:
 
 def cmd_info(args) -> int:
     from .loader import load_problem
+    from .workflow import with_recipe
 
-    print(load_problem(args.problem).describe())
+    problem = load_problem(args.problem)
+    print(problem.describe())
+    chosen = with_recipe(problem, {}, None)[1]
+    why = "its recipe's" if problem.recipe is not None and problem.recipe.balancer else (
+        f"the library default: {problem.observations} observations" if problem.observations else "the library default")
+    print(f"balancer  {chosen}  ({why}; `pinnbal run` trains with it unless --balancer says otherwise)")
     return 0
 
 

@@ -423,6 +423,11 @@ class Problem:
         return [t.name for t in self.terms]
 
     @property
+    def observations(self) -> int:
+        """How many observed values the problem's ``pb.Data`` terms hold together (0: none)."""
+        return sum(int(t.points) for t in self.terms if t.kind == "data")
+
+    @property
     def time(self) -> str | None:
         """The time coordinate: the axis of the first ``pb.Initial`` term's face, else ``t`` if there is one."""
         initial = next((t for t in self.terms if t.kind == "initial"), None)

@@ -18,7 +18,7 @@ from .balancers import Balancer
 from .errors import OptionError, PinnbalError, ProblemError
 from .loader import load_problem
 from .problem import Problem
-from .train import DEFAULT_BALANCER, MAX_FAILURES, Run, TrainConfig, Trainer, fit
+from .train import MAX_FAILURES, Run, TrainConfig, Trainer, default_balancer, fit
 from .train.config import SPEC_SETTINGS, expand_settings
 from .train.guard import run_lock
 from .train.records import config_record, restore, result
@@ -73,13 +73,14 @@ def train(problem: Problem | str, balancer: str | Balancer | None = None, *, out
 
 def with_recipe(problem: Problem, settings: dict[str, Any],
                 balancer: str | Balancer | None) -> tuple[dict[str, Any], str | Balancer]:
-    """The run's settings and balancer: the problem's recipe under what was given, ``lra`` when neither says."""
+    """The run's settings and balancer: the problem's recipe under what was given, the library's default
+    (:func:`pinnbal.train.config.default_balancer`) when neither names a balancer."""
     recipe = problem.recipe
     if recipe is None:
-        return expand_settings(settings), balancer if balancer is not None else DEFAULT_BALANCER
+        return expand_settings(settings), balancer if balancer is not None else default_balancer(problem)
     recipe.check([*TrainConfig.__dataclass_fields__, *SPEC_SETTINGS])
     merged = expand_settings(recipe.settings) | expand_settings(settings)
-    return merged, balancer if balancer is not None else (recipe.balancer or DEFAULT_BALANCER)
+    return merged, balancer if balancer is not None else (recipe.balancer or default_balancer(problem))
 
 
 def resume(out: str | Path, *, progress: bool = False, render: bool = True) -> Run:

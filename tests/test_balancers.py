@@ -332,6 +332,24 @@ def test_bayes_gives_the_term_with_the_smaller_residuals_the_larger_weight():
     assert float(weights[1]) > 10 * float(weights[0])
 
 
+
+def test_bayes_warmup_holds_the_initial_weights_until_its_fraction_of_adam():
+    terms = [TermInfo("pde", "residual", 1.0, points=4096), TermInfo("obs", "data", 1.0, points=200)]
+    balancer = make_balancer("bayes:alpha=0,warmup=0.5")
+    state = balancer.init(terms)
+    losses = Stats(torch.tensor([1e-6, 1e-1]))
+    held, state = balancer.update(losses, state, step=10, progress=0.4)
+    assert held.tolist() == [1.0, 1.0]
+    moved, _ = balancer.update(losses, state, step=60, progress=0.5)
+    unheld, _ = make_balancer("bayes:alpha=0").update(losses, balancer.init(terms), step=60, progress=0.5)
+    assert moved.tolist() == unheld.tolist() and float(moved[0]) > 100 * float(moved[1])
+
+
+@pytest.mark.parametrize("spec", ["bayes:warmup=-0.1", "bayes:warmup=1.5"])
+def test_bayes_warmup_outside_zero_to_one_is_refused(spec):
+    with pytest.raises(OptionError, match="warmup"):
+        make_balancer(spec)
+
 CUSTOM_BALANCER = '''
 import pinnbal as pb
 

@@ -151,3 +151,32 @@ def test_a_sweep_trains_each_problem_with_its_recipe_and_resumes_without_retrain
     report = accuracy_report([str(recipe_file)], ["recipe", "lra"], 1, out, "test", jobs=1, progress=False, steps=2)
     assert "- `poisson1d`, by its recipe: balancer fixed" in report and "lbfgs=2" in report and "steps=3" not in report
     assert "| `recipe (fixed" in report and "| `lra` | " in report and report.count("1/1") == 2
+
+
+OBSERVED_PROBLEM = '''
+import numpy as np
+import pinnbal as pb
+
+x = np.linspace(0.05, 0.95, {n})[:, None]
+problem = pb.Problem(
+    name="observed", domain=pb.Box(x=(0.0, 1.0)), outputs=["u"],
+    terms=[pb.Residual("pde", lambda p: p.u_xx + 1.0, points=32),
+           pb.Boundary("ends", on=pb.Face("x"), value=0.0, points=2),
+           pb.Data("obs", x=x, values=0.5 * x * (1 - x))],
+)
+'''
+
+
+@pytest.mark.parametrize("observations, balancer", [(200, "bayes"), (10, "bayes"), (9, "lra"), (1, "lra")])
+def test_the_default_balancer_is_bayes_once_a_problem_holds_observations(observations, balancer, tmp_path, capsys):
+    path = tmp_path / f"observed{observations}.py"
+    path.write_text(OBSERVED_PROBLEM.format(n=observations))
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--steps", "2", "--lbfgs", "0", "--out", str(out), "--quiet", "--no-render"]) == 0
+    assert config_of(out)["balancer"].split(":")[0] == balancer
+    assert main(["info", str(path)]) == 0
+    assert f"balancer  {balancer}  (the library default" in capsys.readouterr().out
+    out2 = tmp_path / "chosen"  # the command line still decides
+    assert main(["run", str(path), "--balancer", "fixed", "--steps", "2", "--lbfgs", "0", "--out", str(out2),
+                 "--quiet", "--no-render"]) == 0
+    assert config_of(out2)["balancer"].startswith("fixed")

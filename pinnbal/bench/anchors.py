@@ -21,9 +21,11 @@ class Anchor:
     goal: float | None = None  # our goal for a 10-minute CPU run (median of 3 seeds), rel L2
 
 
-#: our goals (issue 13): rel L2 of the median seed in 10 minutes of a 2-core CPU
+#: our goals (issue 13): rel L2 of the median seed in 10 minutes of a 2-core CPU.  heat_inverse: the floor of its
+#: observations plus 10 % (least squares over the exact solution's family reaches 2.31e-3 on them; the 1e-3 set
+#: first lies below what those 200 noisy values allow, gallery/benchmarks/heat_inverse_floor.py)
 GOALS = {"burgers": 1e-4, "helmholtz2d": 1.5e-3, "poisson1d": 1e-5, "wave1d": 2e-3, "klein_gordon": 5e-4,
-         "allen_cahn": 5e-2, "advection": 5e-2, "cavity": 5e-2, "heat_inverse": 1e-3}
+         "allen_cahn": 5e-2, "advection": 5e-2, "cavity": 5e-2, "heat_inverse": 2.5e-3}
 
 
 #: problem file stem in ``problems/`` → what the literature reports

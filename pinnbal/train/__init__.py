@@ -17,9 +17,9 @@ as ``diverged``).  With a run directory a checkpoint is written every
 """
 
 from .callbacks import MAX_FAILURES
-from .config import DEFAULT_BALANCER, DTYPES, TrainConfig, adam_progress, lr_schedule, pick_device
+from .config import DEFAULT_BALANCER, DTYPES, default_balancer, TrainConfig, adam_progress, lr_schedule, pick_device
 from .loop import fit
 from .trainer import Run, Trainer
 
-__all__ = ["DEFAULT_BALANCER", "DTYPES", "MAX_FAILURES", "Run", "TrainConfig", "Trainer", "adam_progress", "fit",
+__all__ = ["DEFAULT_BALANCER", "DTYPES", "default_balancer", "MAX_FAILURES", "Run", "TrainConfig", "Trainer", "adam_progress", "fit",
            "lr_schedule", "pick_device"]
