@@ -73,7 +73,7 @@ TRAIN = [
     "lra+rba", "learned+sa", f"{LEARNED}+sa", "meta+rba", f"{META}+rba", "upgrad+rba", f"lra+causal+{RAR}",
     "lra:every=2+sa", f"{NTK}+sa", f"relobralo+{RAD}", "gradnorm-eq:every=2+causal+sa", "rlw+rba+sa",
     "upgrad+causal", f"rba+{RAR}", f"sa+{RAD}", f"{META}+causal+{RAR}", f"{LEARNED}+sa+{RAR}", "pcgrad+rba",
-    "mgda+sa", "cagrad+causal", "config+sa", "gradnorm+rba", "resnorm+sa", "bayes+causal", "schedule+rba",
+    "mgda+sa", "cagrad+causal", "config+sa", "gradnorm+rba", "resnorm+sa", "bayes+causal", "bayes:warmup=0.5+rba", "schedule+rba",
     "performance+sa", "gradscale:every=2+rba", "graddrop+sa", "imtl+rba", "aligned-mtl+sa",
 ]
 
