@@ -304,13 +304,11 @@ def report(run, out: Path) -> None:
 
 def cmd_info(args) -> int:
     from .loader import load_problem
-    from .workflow import with_recipe
+    from .workflow import problem_balancer
 
     problem = load_problem(args.problem)
     print(problem.describe())
-    chosen = with_recipe(problem, {}, None)[1]
-    why = "its recipe's" if problem.recipe is not None and problem.recipe.balancer else (
-        f"the library default: {problem.observations} observations" if problem.observations else "the library default")
+    chosen, why = problem_balancer(problem)
     print(f"balancer  {chosen}  ({why}; `pinnbal run` trains with it unless --balancer says otherwise)")
     return 0
 

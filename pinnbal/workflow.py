@@ -76,11 +76,20 @@ def with_recipe(problem: Problem, settings: dict[str, Any],
     """The run's settings and balancer: the problem's recipe under what was given, the library's default
     (:func:`pinnbal.train.config.default_balancer`) when neither names a balancer."""
     recipe = problem.recipe
+    chosen = balancer if balancer is not None else problem_balancer(problem)[0]
     if recipe is None:
-        return expand_settings(settings), balancer if balancer is not None else default_balancer(problem)
+        return expand_settings(settings), chosen
     recipe.check([*TrainConfig.__dataclass_fields__, *SPEC_SETTINGS])
-    merged = expand_settings(recipe.settings) | expand_settings(settings)
-    return merged, balancer if balancer is not None else (recipe.balancer or default_balancer(problem))
+    return expand_settings(recipe.settings) | expand_settings(settings), chosen
+
+
+def problem_balancer(problem: Problem) -> tuple[str, str]:
+    """The balancer a run of ``problem`` uses when the command line names none, and why (a phrase for
+    ``pinnbal info``): the recipe's, else the library default for the problem."""
+    if problem.recipe is not None and problem.recipe.balancer:
+        return problem.recipe.balancer, "its recipe's"
+    observed = f": {problem.observations} observations" if problem.observations else ""
+    return default_balancer(problem), f"the library default{observed}"
 
 
 def resume(out: str | Path, *, progress: bool = False, render: bool = True) -> Run:
