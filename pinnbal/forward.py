@@ -775,7 +775,7 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
 
-def _own_code(fn: Callable) -> Callable:
+def own_code(fn: Callable) -> Callable:
     """``fn`` with a code object of its own.  Dynamo keeps its compiled graphs per code object, and every
     batch's loss is a closure of the same code (:func:`batch_losses`) over a different model and terms: on
     one code object each batch would be a recompilation of the others, and past ``recompile_limit`` (8)
@@ -796,7 +796,7 @@ class Compiled:
     def __init__(self, fn: Callable, eager: Callable | None = None, **options):
         self.fn = fn
         self.eager = eager or fn
-        self.compiled = torch.compile(_own_code(fn), **options)
+        self.compiled = torch.compile(own_code(fn), **options)
         self.reason: str | None = None
         self.compile_seconds: float | None = None
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..balancers.base import Balancer
 from ..balancers.pointwise import weighted_means
 from ..batches import evaluate_terms
 from ..jacobian import sync
@@ -137,7 +138,8 @@ def compile_stage(trainer: Trainer) -> None:
     first chunk), timed apart (``stage_compile_s`` in ``metrics.json``, counted in the training time and the
     budget): one forward and backward of the term losses at the current parameters, the gradient dropped."""
     tick = time.perf_counter()
-    evaluate_terms(trainer.model, trainer.batches).losses.sum().backward()
+    if fused_objective(trainer) is None or trainer.fused_gradient(torch.ones(len(trainer.terms))) is None:
+        evaluate_terms(trainer.model, trainer.batches).losses.sum().backward()
     trainer.lbfgs.zero_grad(set_to_none=True)
     sync(trainer.device)
     elapsed = time.perf_counter() - tick
@@ -159,6 +161,11 @@ def fixed_objective(trainer: Trainer, weights: torch.Tensor):
 
     def closure():
         optimizer.zero_grad(set_to_none=True)
+        if fused_objective(trainer) is not None:
+            fused = trainer.fused_gradient(weights)
+            if fused is not None:
+                last["losses"] = torch.stack([ell.mean() for ell in fused[1]])
+                return fused[0]
         values = evaluate_terms(trainer.model, trainer.batches, objective, trainer.state)
         total = (weights * values.losses).sum()
         total.backward()
@@ -166,6 +173,13 @@ def fixed_objective(trainer: Trainer, weights: torch.Tensor):
         return total.detach()
 
     return closure, last
+
+
+def fused_objective(trainer: Trainer):
+    """The one-graph gradient (:mod:`pinnbal.fused`) when the second stage's objective is its plain weighted
+    sum (no frozen per-point multipliers, the balancer's term losses plain means), else None."""
+    plain = trainer.frozen is None and type(trainer.balancer).losses is Balancer.losses
+    return trainer.fused if plain else None
 
 
 class FrozenPoints:

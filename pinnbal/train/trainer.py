@@ -33,6 +33,7 @@ from ..balancers.pointwise import PointScheme
 from ..batches import Batches, evaluate_terms, term_losses
 from ..context import TrainingContext
 from ..errors import ProblemError
+from ..fused import weights_ahead
 from ..jacobian import JacobianEngine, ntk_traces, sync
 from . import least_squares, windows
 from .compiling import switch_on
@@ -264,8 +265,11 @@ class Trainer:
         """Count the training time since ``tick`` (after the device has finished the step)."""
         sync(self.device)
         elapsed = time.perf_counter() - tick
+        fused = None if self.fused is None or self.lbfgs is not None else self.fused.take_compile_seconds()
         if self.batches.compiled is not None and self.compile_s is None and self.lbfgs is None:
             self.compile_s = elapsed  # the first compiled step: tracing, compiling forward and backward, the step
+        elif fused is not None:  # the one-graph gradient first ran after the first step (a cadence balancer)
+            self.compile_s = (self.compile_s or 0.0) + fused
         self.train_seconds += elapsed
 
     def resample_by_residual(self) -> None:
@@ -287,6 +291,11 @@ class Trainer:
     def step(self, optimizer, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Set ``.grad`` for one balanced step; return (losses, weights)."""
         optimizer.zero_grad(set_to_none=True)
+        if self.fused is not None and weights_ahead(self.balancer, step):  # the weights before the step
+            weights = self.held_weights(self.state["weights"])
+            fused = self.fused_gradient(weights)
+            if fused is not None:
+                return torch.stack([ell.mean() for ell in fused[1]]), weights
         values = evaluate_terms(self.model, self.batches, self.balancer, self.state)
         losses = values.losses
         request = self.balancer.request(step)
@@ -316,6 +325,19 @@ class Trainer:
         # the history records the plain mean pointwise losses, comparable across balancers
         return values.means, weights
 
+    def fused_gradient(self, weights: torch.Tensor):
+        """``.grad`` of Σ_k w_k L_k from the one-graph gradient (:mod:`pinnbal.fused`, ``--compile on``) and
+        (the sum, the pointwise losses ℓ_k); None when it is off or has just failed (then off, an event says
+        why)."""
+        if self.fused is None:
+            return None
+        out = self.fused(self.params, weights.to(device=self.device, dtype=self.dtype))
+        if out is None:
+            self.events.append({"step": self.next_step, "event": f"one-graph gradient failed: {self.fused.reason}",
+                                "action": "per-batch compiled graphs from now on"})
+            self.fused = None
+        return out
+
     def set_grad(self, flat: torch.Tensor) -> None:
         """Each parameter's ``.grad`` from the flat direction (P,)."""
         offset = 0
@@ -331,6 +353,8 @@ class Trainer:
         dtype = self.stage.torch_dtype
         if self.batches.compiled is not None and (self.stage.method == "lm" or dtype != self.dtype):
             self.batches.compiled = None if self.stage.method == "lm" else {}
+        if self.stage.method == "lm":
+            self.fused = None
         if dtype == self.dtype:
             return
         self.model.to(dtype=dtype)
