@@ -36,6 +36,7 @@ from torch import nn
 from . import forward
 from .balancers.base import Balancer
 from .nets import PINNModel
+from .problem import Regularisation
 
 
 def weights_ahead(balancer: Balancer, step: int) -> bool:
@@ -47,66 +48,95 @@ def weights_ahead(balancer: Balancer, step: int) -> bool:
 
 
 class _Objective(nn.Module):
-    """Σ_k w_k L_k of the terms on their batches, as a module whose parameters are the model's (so
-    ``functional_call`` can evaluate it at other parameters); also, detached, the sum and each term's pointwise
-    loss ℓ_k."""
+    """The pointwise losses ℓ_k of the terms, as a module whose parameters are the model's (so
+    ``functional_call`` can evaluate it at other parameters): every term's, or those of one group (the terms
+    on one distinct batch, or one penalty term)."""
 
     def __init__(self, model: PINNModel, groups: list):
         super().__init__()
         self.model = model
-        self.groups = groups  # [(evaluate, [term index]) per distinct batch] and [(term, index)] of penalties
+        self.groups = groups  # [(evaluate, [term index])]: a batch's losses function, or a penalty term
 
-    def forward(self, weights: torch.Tensor, inputs: list) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        batches, penalties = self.groups
+    def forward(self, inputs: list, group: int | None = None) -> dict[int, torch.Tensor]:
+        chosen = range(len(self.groups)) if group is None else [group]
         pointwise: dict[int, torch.Tensor] = {}
-        for (evaluate, indices), (x, values, normals) in zip(batches, inputs):
+        for g in chosen:
+            evaluate, indices = self.groups[g]
+            if isinstance(evaluate, Regularisation):
+                pointwise[indices[0]] = evaluate.penalty(self.model).reshape(1)
+                continue
+            x, values, normals = inputs[g]
             for k, (_, ell) in zip(indices, evaluate(x, values, normals)):
                 pointwise[k] = ell
-        for term, k in penalties:
-            pointwise[k] = term.penalty(self.model).reshape(1)
-        ordered = [pointwise[k] for k in range(len(pointwise))]
-        total = sum(w * ell.mean() for w, ell in zip(weights, ordered))
-        return total, (total.detach(), [ell.detach() for ell in ordered])
+        return pointwise
 
 
 def gradient_of(objective: _Objective):
-    """f(params, weights, inputs) → (∇ Σ_k w_k L_k by parameter name, (the sum, ℓ_k)): ``objective``
-    evaluated at ``params`` by ``functional_call``, differentiated by ``torch.func.grad``."""
+    """f(params, weights, inputs) → (∇ Σ_k w_k L_k by parameter name, (the sum, [ℓ_k])), detached:
+    ``objective`` at ``params`` by ``functional_call``, differentiated by ``torch.func.grad``."""
 
     def gradient(params: dict, weights: torch.Tensor, inputs: list):
         def total(ps):
-            return torch.func.functional_call(objective, ps, (weights, inputs))
+            pointwise = torch.func.functional_call(objective, ps, (inputs,))
+            ordered = [pointwise[k] for k in range(len(pointwise))]
+            value = sum(w * ell.mean() for w, ell in zip(weights, ordered))
+            return value, (value.detach(), [ell.detach() for ell in ordered])
         return torch.func.grad(total, has_aux=True)(params)
 
     return gradient
 
 
+def rows_of(objective: _Objective, names: list[str]):
+    """f(params, inputs) → (J, [ℓ_k]): J (K, P) the per-term gradients J_k = ∇ L_k over ``names`` in order,
+    one ``torch.func.vjp`` per group and one pull-back per term of it.  Terms on disjoint batches never
+    share a graph, so the K rows cost one backward of all the batches together."""
+
+    def rows(params: dict, inputs: list):
+        found: dict[int, torch.Tensor] = {}
+        pointwise: dict[int, torch.Tensor] = {}
+        for g, (_, indices) in enumerate(objective.groups):
+            def losses(ps, g=g):
+                ells = torch.func.functional_call(objective, ps, (inputs, g))
+                return torch.stack([ells[k].mean() for k in indices]), {k: ells[k].detach() for k in indices}
+            value, pull, ells = torch.func.vjp(losses, params, has_aux=True)
+            pointwise.update(ells)
+            for j, k in enumerate(indices):
+                (grads,) = pull(torch.eye(len(indices), dtype=value.dtype, device=value.device)[j])
+                found[k] = torch.cat([grads[name].reshape(-1) for name in names])
+        return torch.stack([found[k] for k in range(len(found))]), [pointwise[k] for k in range(len(pointwise))]
+
+    return rows
+
+
 class FusedGradient:
-    """The gradient of Σ_k w_k L_k over the trainable parameters of ``model`` on ``batches``
-    (a :class:`pinnbal.batches.Batches`), compiled as one graph; ``reason`` (one line) once it has failed."""
+    """The gradient of Σ_k w_k L_k, or the K per-term gradients, over the trainable parameters of ``model`` on
+    ``batches`` (a :class:`pinnbal.batches.Batches`), each compiled as one graph; ``reason`` (one line) once
+    either has failed."""
 
     def __init__(self, model: PINNModel, batches):
         self.model, self.batches = model, batches
         self.names = [name for name, p in model.named_parameters() if p.requires_grad]
         owners: dict[str, list[int]] = {}
-        penalties = []
+        groups = []
         for k, (term, x, _) in enumerate(batches.items):
             if x is None:
-                penalties.append((term, k))
+                groups.append((term, [k]))
             else:
                 owners.setdefault(term.shares or term.name, []).append(k)
-        self.owners = owners
         terms = [term for term, _, _ in batches.items]
+        self.owners = owners
         groups = [(forward.batch_losses(model, [terms[k] for k in ks], batches.derivative_keys(model, owner),
-                                        strict=True), ks) for owner, ks in owners.items()]
-        self.objective = _Objective(model, [groups, penalties])
-        self.compiled = torch.compile(forward.own_code(gradient_of(self.objective)))
+                                        strict=True), ks) for owner, ks in owners.items()] + groups
+        self.objective = _Objective(model, groups)
+        named = [f"model.{name}" for name in self.names]
+        self.compiled = {"gradient": torch.compile(forward.own_code(gradient_of(self.objective))),
+                         "rows": torch.compile(forward.own_code(rows_of(self.objective, named)))}
         self.reason: str | None = None
-        self.compile_seconds: float | None = None  # the first call's wall time (tracing and compiling)
-        self.uncounted: float | None = None  # the same, until the trainer's clock takes it
+        self.compile_seconds: dict[str, float] = {}  # each graph's first call (tracing and compiling)
+        self.uncounted: float | None = None  # first-call seconds the trainer's clock has not yet taken
 
     def take_compile_seconds(self) -> float | None:
-        """The first call's time once, for the clock that counts it apart from the step times."""
+        """The first calls' time since the last take, for the clock that counts it apart from the step times."""
         seconds, self.uncounted = self.uncounted, None
         return seconds
 
@@ -121,23 +151,36 @@ class FusedGradient:
             out.append((x.detach(), [items[k][2] for k in ks], normals))
         return out
 
-    def __call__(self, params: list[torch.Tensor], weights: torch.Tensor):
-        """Set each of ``params``' ``.grad`` (the model's trainable parameters, in order) and return
-        (Σ_k w_k L_k, the pointwise losses ℓ_k), detached; None (nothing set) when the graph fails, with
-        :attr:`reason` saying why."""
+    def run(self, which: str, params: list[torch.Tensor], *args):
+        """The compiled graph ``which`` at ``params``, or None when it fails (then :attr:`reason` says why)."""
         if self.reason is not None:
             return None
         named = {f"model.{name}": p.detach() for name, p in zip(self.names, params)}
         start = time.perf_counter()
         try:
-            grads, (total, pointwise) = self.compiled(named, weights, self.inputs())
+            out = self.compiled[which](named, *args, self.inputs())
         except Exception as error:  # noqa: BLE001 (any failure: the per-batch path still trains)
             self.reason = forward.one_line(error)
             sys.stderr.write(f"pinnbal: --compile on: the one-graph gradient failed, per-batch graphs from now "
                              f"on: {self.reason}\n")
             return None
-        if self.compile_seconds is None:
-            self.compile_seconds = self.uncounted = time.perf_counter() - start
+        if which not in self.compile_seconds:
+            self.compile_seconds[which] = time.perf_counter() - start
+            self.uncounted = (self.uncounted or 0.0) + self.compile_seconds[which]
+        return out
+
+    def __call__(self, params: list[torch.Tensor], weights: torch.Tensor):
+        """Set each of ``params``' ``.grad`` (the model's trainable parameters, in order) to ∇ Σ_k w_k L_k and
+        return (Σ_k w_k L_k, the pointwise losses ℓ_k), detached; None (nothing set) when the graph fails."""
+        out = self.run("gradient", params, weights)
+        if out is None:
+            return None
+        grads, (total, pointwise) = out
         for name, p in zip(self.names, params):
             p.grad = grads[f"model.{name}"]
         return total, pointwise
+
+    def rows(self, params: list[torch.Tensor]):
+        """(J (K, P), the pointwise losses ℓ_k): the per-term gradients over ``params`` (the model's
+        trainable parameters, in order, flattened and joined); None when the graph fails."""
+        return self.run("rows", params)

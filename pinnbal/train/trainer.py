@@ -30,7 +30,7 @@ import torch
 from ..balancers import Balancer, Stats, TermInfo, make_balancer
 from ..balancers.compose import Composite
 from ..balancers.pointwise import PointScheme
-from ..batches import Batches, evaluate_terms, term_losses
+from ..batches import Batches, TermValues, evaluate_terms, term_losses
 from ..context import TrainingContext
 from ..errors import ProblemError
 from ..fused import weights_ahead
@@ -296,12 +296,11 @@ class Trainer:
             fused = self.fused_gradient(weights)
             if fused is not None:
                 return torch.stack([ell.mean() for ell in fused[1]]), weights
-        values = evaluate_terms(self.model, self.batches, self.balancer, self.state)
-        losses = values.losses
         request = self.balancer.request(step)
-        traces = self.ntk_traces(request.ntk_points) if request.ntk_points else None
         whole = self.jacobian_params is self.params  # J over every parameter: the step is Σ w_k J_k
-        J = self.jacobian(values.terms, self.jacobian_params, retain_graph=not whole) if request.jacobian else None
+        values, J = self.losses_and_jacobian(request.jacobian, whole)
+        losses = values.losses
+        traces = self.ntk_traces(request.ntk_points) if request.ntk_points else None
         rows = J if J is None or self.row_scale is None else self.row_scale.to(J)[:, None] * J
         stats = Stats(losses=losses.detach(), jacobian=rows, ntk_traces=traces,
                       pointwise=[ell.detach() for ell in values.pointwise], points=self.batches.points,
@@ -325,6 +324,26 @@ class Trainer:
         # the history records the plain mean pointwise losses, comparable across balancers
         return values.means, weights
 
+    def losses_and_jacobian(self, jacobian: bool, whole: bool) -> tuple[TermValues, torch.Tensor | None]:
+        """This step's term values and, when ``jacobian``, the per-term gradients J (K × P over the
+        Jacobian's parameters): from one compiled graph (:mod:`pinnbal.fused`) when the step needs J over
+        every parameter of plain mean term losses, else the term losses' graph and J from it."""
+        if jacobian and whole and self.fused is not None and type(self.balancer).losses is Balancer.losses:
+            out = self.fused.rows(self.params)
+            if out is not None:
+                J, pointwise = out
+                return TermValues([None] * len(pointwise), pointwise, [ell.mean() for ell in pointwise]), J
+            self.fused_failed()
+        values = evaluate_terms(self.model, self.batches, self.balancer, self.state)
+        J = self.jacobian(values.terms, self.jacobian_params, retain_graph=not whole) if jacobian else None
+        return values, J
+
+    def fused_failed(self) -> None:
+        """The one-graph gradient has failed: the event, and per-batch graphs from now on."""
+        self.events.append({"step": self.next_step, "event": f"one-graph gradient failed: {self.fused.reason}",
+                            "action": "per-batch compiled graphs from now on"})
+        self.fused = None
+
     def fused_gradient(self, weights: torch.Tensor):
         """``.grad`` of Σ_k w_k L_k from the one-graph gradient (:mod:`pinnbal.fused`, ``--compile on``) and
         (the sum, the pointwise losses ℓ_k); None when it is off or has just failed (then off, an event says
@@ -333,9 +352,7 @@ class Trainer:
             return None
         out = self.fused(self.params, weights.to(device=self.device, dtype=self.dtype))
         if out is None:
-            self.events.append({"step": self.next_step, "event": f"one-graph gradient failed: {self.fused.reason}",
-                                "action": "per-batch compiled graphs from now on"})
-            self.fused = None
+            self.fused_failed()
         return out
 
     def set_grad(self, flat: torch.Tensor) -> None:
