@@ -1,4 +1,4 @@
-"""The one-graph gradient (``--compile on``, :mod:`pinnbal.fused`): the gradient of Σ_k w_k L_k that nested
+"""The one-graph gradient (``--compile on``, :mod:`pinnbal.train.fused`): the gradient of Σ_k w_k L_k that nested
 autograd takes, to rounding, on every kind of term; and the steps it serves."""
 import math
 
@@ -8,7 +8,7 @@ import torch
 import pinnbal as pb
 from pinnbal.balancers import make_balancer
 from pinnbal.batches import evaluate_terms
-from pinnbal.fused import weights_ahead
+from pinnbal.train.fused import weights_ahead
 from pinnbal.loader import load_problem
 from pinnbal.train import TrainConfig, Trainer
 

@@ -43,7 +43,7 @@ import torch
 import torch._functorch.config
 
 from .. import forward
-from ..fused import FusedGradient
+from .fused import FusedGradient
 
 
 def compile_reason(config, request, model) -> str | None:
@@ -65,7 +65,7 @@ def compile_reason(config, request, model) -> str | None:
 def switch_on(trainer) -> None:
     """Compile the training batches' loss when ``--compile on`` and the run allows it; one line when not."""
     cfg = trainer.config
-    trainer.fused = None  # the one-graph gradient (pinnbal.fused), made below when the loss compiles
+    trainer.fused = None  # the one-graph gradient (pinnbal.train.fused), made below when the loss compiles
     if cfg.compile != "on":
         return
     reason = compile_reason(cfg, trainer.request, trainer.model)

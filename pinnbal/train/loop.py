@@ -176,7 +176,7 @@ def fixed_objective(trainer: Trainer, weights: torch.Tensor):
 
 
 def fused_objective(trainer: Trainer):
-    """The one-graph gradient (:mod:`pinnbal.fused`) when the second stage's objective is its plain weighted
+    """The one-graph gradient (:mod:`pinnbal.train.fused`) when the second stage's objective is its plain weighted
     sum (no frozen per-point multipliers, the balancer's term losses plain means), else None."""
     plain = trainer.frozen is None and type(trainer.balancer).losses is Balancer.losses
     return trainer.fused if plain else None

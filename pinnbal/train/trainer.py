@@ -33,7 +33,7 @@ from ..balancers.pointwise import PointScheme
 from ..batches import Batches, TermValues, evaluate_terms, term_losses
 from ..context import TrainingContext
 from ..errors import ProblemError
-from ..fused import weights_ahead
+from .fused import weights_ahead
 from ..jacobian import JacobianEngine, ntk_traces, sync
 from . import least_squares, windows
 from .compiling import switch_on
@@ -326,7 +326,7 @@ class Trainer:
 
     def losses_and_jacobian(self, jacobian: bool, whole: bool) -> tuple[TermValues, torch.Tensor | None]:
         """This step's term values and, when ``jacobian``, the per-term gradients J (K × P over the
-        Jacobian's parameters): from one compiled graph (:mod:`pinnbal.fused`) when the step needs J over
+        Jacobian's parameters): from one compiled graph (:mod:`pinnbal.train.fused`) when the step needs J over
         every parameter of plain mean term losses, else the term losses' graph and J from it."""
         if jacobian and whole and self.fused is not None and type(self.balancer).losses is Balancer.losses:
             out = self.fused.rows(self.params)
@@ -345,7 +345,7 @@ class Trainer:
         self.fused = None
 
     def fused_gradient(self, weights: torch.Tensor):
-        """``.grad`` of Σ_k w_k L_k from the one-graph gradient (:mod:`pinnbal.fused`, ``--compile on``) and
+        """``.grad`` of Σ_k w_k L_k from the one-graph gradient (:mod:`pinnbal.train.fused`, ``--compile on``) and
         (the sum, the pointwise losses ℓ_k); None when it is off or has just failed (then off, an event says
         why)."""
         if self.fused is None:

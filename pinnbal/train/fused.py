@@ -33,10 +33,10 @@ import time
 import torch
 from torch import nn
 
-from . import forward
-from .balancers.base import Balancer
-from .nets import PINNModel
-from .problem import Regularisation
+from .. import forward
+from ..balancers.base import Balancer
+from ..nets import PINNModel
+from ..problem import Regularisation
 
 
 def weights_ahead(balancer: Balancer, step: int) -> bool:
