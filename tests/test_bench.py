@@ -14,6 +14,16 @@ def test_speed_rows_have_a_measured_time_and_a_ratio_to_fixed():
     assert rows[1]["ratio"] == rows[1]["ms_per_step"] / rows[0]["ms_per_step"]
 
 
+def test_compiled_balancer_rows_time_each_balancer_compiled_and_leave_out_the_uncompilable():
+    """--compiled: every balancer again under --compile on; ntk (a vmapped backward) trains uncompiled: –."""
+    rows = balancer_speed("problems/poisson1d.py", ["fixed", "lra:every=2", "ntk"], steps=4, settings=TINY,
+                          compiled=True)
+    fixed, lra, ntk = rows
+    assert fixed["compiled_ratio"] == 1.0 and lra["compiled_ms"] > 0
+    assert lra["compiled_ratio"] == lra["compiled_ms"] / fixed["compiled_ms"]
+    assert ntk["ms_per_step"] > 0 and ntk["compiled_ms"] is None and ntk["compiled_ratio"] is None
+
+
 def test_jacobian_timings_and_report():
     jac = jacobian_speed("problems/poisson1d.py", repeats=2, settings=TINY)
     assert jac["loop"] > 0 and jac["batched"] > 0

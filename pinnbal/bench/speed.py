@@ -31,8 +31,10 @@ from ..workflow import train
 
 
 def balancer_speed(problem_path: str, balancers: list[str], steps: int, settings: dict,
-                   rounds: int = 1) -> list[dict]:
-    """ms/step of each balancer over ``steps`` Adam steps (no L-BFGS), with the ratio to ``fixed``.
+                   rounds: int = 1, compiled: bool = False) -> list[dict]:
+    """ms/step of each balancer over ``steps`` Adam steps (no L-BFGS), with the ratio to ``fixed``; with
+    ``compiled`` also under ``--compile on`` (``compiled_ms``, ``compiled_ratio`` to compiled ``fixed``; None
+    where the run trained uncompiled, its compile apart).
 
     Each balancer is timed ``rounds`` times, the order rotating between
     rounds, and keeps its fastest round: interference from other work on the
@@ -42,14 +44,25 @@ def balancer_speed(problem_path: str, balancers: list[str], steps: int, settings
     for spec in balancers:  # bad specs fail before anything is timed
         make_balancer(spec)
     train(problem, "fixed", steps=min(steps, 20), lbfgs=0, **settings)  # warm-up: allocations, caches
-    best = {spec: float("inf") for spec in balancers}
+    modes = {"ms_per_step": "off", "compiled_ms": "on"} if compiled else {"ms_per_step": "off"}
+    best = {(spec, key): float("inf") for spec in balancers for key in modes}
     for r in range(rounds):
         for spec in balancers[r % len(balancers):] + balancers[: r % len(balancers)]:
-            run = train(problem, spec, steps=steps, lbfgs=0, eval_every=10**9, **settings)
-            best[spec] = min(best[spec], run.metrics["ms_per_step"])
-    base = best.get("fixed")
-    return [{"balancer": spec, "ms_per_step": ms, "ratio": None if base is None else ms / base}
-            for spec, ms in best.items()]
+            for key, mode in modes.items():
+                if best[spec, key] is None:
+                    continue
+                run = train(problem, spec, steps=steps, lbfgs=0, eval_every=10**9, compile=mode, **settings)
+                uncompiled = mode == "on" and run.metrics["compile_s"] is None
+                best[spec, key] = None if uncompiled else min(best[spec, key], run.metrics["ms_per_step"])
+    rows = []
+    for spec in balancers:
+        row = {"balancer": spec}
+        for key, ratio in (("ms_per_step", "ratio"), ("compiled_ms", "compiled_ratio")):
+            if key in modes:
+                base, ms = best.get(("fixed", key)), best[spec, key]
+                row |= {key: ms, ratio: None if base is None or ms is None else ms / base}
+        rows.append(row)
+    return rows
 
 
 def fastest(variants: dict[str, tuple[Problem, dict]], steps: int, settings: dict,
@@ -145,6 +158,11 @@ def jacobian_speed(problem_path: str, repeats: int, settings: dict) -> dict[str,
     return {name: float(np.median(v)) for name, v in timings.items()}
 
 
+def number(value: float | None) -> str:
+    """A table cell: two decimals, or – for none."""
+    return "–" if value is None else f"{value:.2f}"
+
+
 def machine() -> str:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
     return f"{platform.processor() or platform.machine()}, {device}, torch {torch.__version__}, " \
@@ -156,15 +174,18 @@ def speed_report(problem_path: str, balancers: list[str] | None, steps: int, rep
                  compiled: bool = False) -> str:
     """The Markdown report of ``pinnbal bench speed``."""
     names = balancers or [n for n in BALANCERS]
-    rows = balancer_speed(problem_path, names, steps, settings, rounds)
+    rows = balancer_speed(problem_path, names, steps, settings, rounds, compiled)
     jac = jacobian_speed(problem_path, repeats, settings)
     lines = [f"# Balancer speed on {Path(problem_path).name}", "",
              f"Command: `{command}`  ", f"Machine: {machine()}  ",
              f"Budget: {steps} Adam steps per balancer, no L-BFGS, fastest of {rounds} round(s); network "
-             f"{settings.get('depth', TrainConfig.depth)} x {settings.get('width', TrainConfig.width)}.", "",
-             "| balancer | ms / step | × fixed |", "| --- | --- | --- |"]
-    lines += [f"| {r['balancer']} | {r['ms_per_step']:.2f} | "
-              + ("–" if r["ratio"] is None else f"{r['ratio']:.2f}") + " |" for r in rows]
+             f"{settings.get('depth', TrainConfig.depth)} x {settings.get('width', TrainConfig.width)}"
+             + ("; compiled: under `--compile on`, its first step apart, – where the balancer trains uncompiled"
+                if compiled else "") + ".", "",
+             "| balancer | ms / step | × fixed |" + (" compiled ms / step | × fixed compiled |" if compiled else ""),
+             "| --- | --- | --- |" + (" --- | --- |" if compiled else "")]
+    lines += [f"| {r['balancer']} | {r['ms_per_step']:.2f} | {number(r['ratio'])} |"
+              + (f" {number(r['compiled_ms'])} | {number(r['compiled_ratio'])} |" if compiled else "") for r in rows]
     lines += ["", "One per-term Jacobian (K × P) on the same graph, median of "
               f"{repeats}: loop of K backward passes {jac['loop']:.1f} ms, one vmapped pass {jac['batched']:.1f} ms.",
               ""]
