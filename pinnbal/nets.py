@@ -291,6 +291,12 @@ class PINNModel(nn.Module):
             {k: nn.Parameter(torch.tensor(float(v))) for k, v in problem.unknowns.items()}
         )
 
+    def unknown_values(self) -> dict[str, torch.Tensor]:
+        """The unknowns by name.  A comprehension, not ``dict(self.unknowns)``: under ``torch.compile`` of
+        ``functional_call`` dynamo iterates that ParameterDict as key-value pairs and fails on the names (the
+        one-graph gradient of a problem with unknowns then ran eagerly)."""
+        return {name: value for name, value in self.unknowns.items()}
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Coordinates scaled to [−1, 1]; a periodic coordinate x̂ becomes (cos πx̂, sin πx̂)."""
         z = (x - self.center) / self.half_width
@@ -305,7 +311,7 @@ class PINNModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = self.network(self.features(x))
         if self.problem.transform is not None:
-            p = Points(x, self.problem.domain.names, [], None, dict(self.unknowns), where="transform")
+            p = Points(x, self.problem.domain.names, [], None, self.unknown_values(), where="transform")
             u = self.problem.transform(p, u)
             want = (x.shape[0], len(self.problem.outputs))
             if not isinstance(u, torch.Tensor) or tuple(u.shape) != want:
@@ -339,7 +345,7 @@ class PINNModel(nn.Module):
         """The ``p`` of a term evaluated at ``x``; on boundary points ``p.nx`` and ``p.u_n`` are available (from
         ``normals`` when given: a compiled loss takes them as an input rather than look them up)."""
         supply = (lambda: normals) if normals is not None else (lambda: self.normals_at(x)) if on_boundary else None
-        return Points(x, self.problem.domain.names, self.problem.outputs, self, dict(self.unknowns), where, supply)
+        return Points(x, self.problem.domain.names, self.problem.outputs, self, self.unknown_values(), where, supply)
 
     def normals_at(self, x: torch.Tensor) -> torch.Tensor:
         """The domain's outward unit normal at the boundary points ``x``, computed once per batch tensor."""

@@ -94,3 +94,24 @@ def test_a_compiled_run_of_a_gradient_balancer_follows_the_eager_one(spec):
     for a, b in zip(eager.history, run.history, strict=True):
         for key in ("loss", "weight/ic", "weight/walls"):
             assert b[key] == pytest.approx(a[key], rel=1e-4), (a["step"], key)
+
+
+def test_a_residual_that_breaks_the_graph_trains_on_per_batch_graphs_with_one_line(capsys):
+    """A residual calling scipy on the points cannot be one graph: the run says so in one line and an event,
+    and trains on the per-batch graphs, following the uncompiled run."""
+    from scipy.special import erf
+
+    def residual(p):
+        forcing = torch.as_tensor(erf(p.x.detach().cpu().numpy()), dtype=p.x.dtype)  # scipy: a graph break
+        return p.u_xx + forcing
+
+    problem = pb.Problem("poisson", pb.Box(x=(0.0, 1.0)), ["u"],
+                         [pb.Residual("pde", residual, points=32), pb.Boundary("ends", value=0.0, points=2)],
+                         reference=lambda p: torch.sin(math.pi * p.x))
+    settings = dict(steps=4, lbfgs=0, width=8, depth=1, eval_every=10**9, log_every=1)
+    eager = pb.train(problem, "fixed", compile="off", **settings)
+    run = pb.train(problem, "fixed", compile="on", **settings)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "one-graph gradient failed" in line]
+    assert len(lines) == 1 and [e["action"] for e in run.metrics["events"]] == ["per-batch compiled graphs from now on"]
+    for a, b in zip(eager.history, run.history, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4), a["step"]
