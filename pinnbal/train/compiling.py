@@ -19,13 +19,14 @@ against 124-149 ms eagerly (1.3-1.5×), for a compile of 23-28 s, so it pays
 back after roughly 1000 iterations — the wave's and the cavity's stages,
 not Burgers' 1400 with a 35-40 s Adam compile before them.
 
-``auto`` is off, from measurement (``pinnbal bench speed --compiled``, 2-core
-CPU, torch 2.13, 4 × 32 tanh, Burgers 8192 + 1024 points, 2026-12-02):
-compiling took 25 s and a step went from 41.2 to 30.9 ms, so it pays back
-only after about 2400 steps, more than the default 1000 Adam steps.  No GPU
-measurement exists yet, so ``auto`` is off there too.  ``metrics.json`` reports ``compile_s`` (the first
-compiled step: tracing, compiling its forward and backward graphs, and the
-step) and ``stage_compile_s`` (the second stage's) apart from ``ms_per_step``.
+``auto`` is off, from measurement.  With the one-graph gradient (2026-12-07, ``pinnbal run problems/burgers.py``
+with its recipe, 2 threads, cold inductor caches): the compiles took 26.9 s (Adam's two graphs) and 8.2 s
+(the float64 stage), Adam steps 8.75 ms against 19.2 eagerly and self-scaled Broyden iterations 45.7 ms
+against 53.7, so the run took 108.1 s against 95.5 eagerly: 1000 Adam steps do not pay back the compile.
+(Earlier, 2026-12-02, per-batch graphs: a 25 s compile, 41.2 against 30.9 ms per step.)  No GPU measurement
+exists yet, so ``auto`` is off there too.  ``metrics.json`` reports ``compile_s`` (the first compiled step:
+tracing, compiling its forward and backward graphs, and the step; plus the first call of a one-graph
+gradient that first runs later) and ``stage_compile_s`` (the second stage's) apart from ``ms_per_step``.
 
 Mode: inductor's default.  ``max-autotune`` (tried through ``TORCHINDUCTOR_MAX_AUTOTUNE=1`` with the C++ and
 ATen GEMM back ends, Burgers ``fixed``, 150 Adam steps, 2 threads, 2026-12-06) was slower: 19.1-21.2 ms per

@@ -14,15 +14,22 @@ followed by an eager ``backward()`` (:class:`pinnbal.forward.Compiled`, one
 graph per batch and autograd's engine between them) cannot.
 
 Measured (Burgers, 4 × 32 tanh, 8192 + 512 + 512 points, float32, 2 threads, 150 calls, same process,
-2026-12-07, ``/tmp`` script calling both on the same trainer): the gradient took 7.6-7.7 ms in one graph
-against 9.5-9.75 ms for today's compiled losses and eager backward (1.26×), gradients equal to 6e-6
-absolute (rounding: the sums are ordered differently).
+2026-12-07, a ``/tmp`` script calling both on one trainer): the gradient took 7.6-7.7 ms in one graph against
+9.5-9.75 ms for the compiled losses and an eager backward (1.26×), gradients equal to 6e-6 absolute (the
+sums are ordered differently).  A whole ``fixed`` step (``pinnbal bench speed --compiled``,
+``gallery/benchmarks/speed-engines-2026-12-07.md``): 7.30 ms against 17.14 by nested autograd (2.35×).
+
+The per-term gradients J_k = ∇_θ L_k (K × P, for gradient balancers and aggregators) come from a second
+graph: one ``torch.func.vjp`` per distinct batch and one pull-back per term on it, so terms on disjoint
+batches cost one backward together (``lra`` 0.98× ``fixed``, ``pcgrad`` 1.07×, ``gradnorm`` 1.17× in the
+report above, all compiled).
 
 Used on the steps whose weights do not depend on the step's own statistics (:func:`weights_ahead`:
-``fixed`` on every step; a cadence balancer such as ``lra`` between its updates) and for the second stage's
-fixed-weight objective; steps that need per-term gradients, NTK traces or per-point weights keep the
-per-batch compiled path.  When the graph cannot be compiled or run, the run goes on with that path, one
-line saying why.
+``fixed`` on every step; a cadence balancer such as ``lra`` between its updates), for the second stage's
+fixed-weight objective, and (rows) on the steps that need J over every parameter; steps with per-point
+weights or J over a subset (``params=last``) keep the per-batch compiled graphs.  Both graphs are compiled
+whole (``fullgraph``): when one cannot be (a residual calling scipy), or fails to run, the run goes on with
+the per-batch graphs, one line saying why.
 """
 
 from __future__ import annotations
