@@ -52,13 +52,14 @@ def test_a_bad_compile_setting_is_refused():
         pb.train("problems/poisson1d.py", "fixed", compile="sometimes", **TINY)
 
 
-@pytest.mark.parametrize("balancer, graphs", [("fixed", 1), ("lra", 2)])
+@pytest.mark.parametrize("balancer, graphs", [("fixed", 1), ("lra", 2), ("relobralo", 1)])
 def test_a_neumann_problem_compiles_once_per_graph_and_follows_the_eager_run(balancer, graphs):
     """p.u_n on the hole: the normals come from the domain's numpy code, outside the compiled graph, so each
     graph compiles once, with no break (inside, the numpy code broke the graph and recompiled on later steps:
     31 graphs in 6 steps).  ``fixed`` takes every step's gradient from the one-graph gradient (one graph);
     ``lra`` (every=10) updates at step 0 from the per-term gradients of one graph, then takes steps 1-5 from
-    the one-graph gradient (two graphs)."""
+    the one-graph gradient (two graphs); ``relobralo`` reads every step's losses and, each term on a batch of
+    its own, takes Σ_k w_k J_k from the rows' graph (one)."""
     import torch._dynamo
 
     settings = dict(TINY, steps=6, lbfgs=0, eval_every=3)

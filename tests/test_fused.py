@@ -84,9 +84,10 @@ def test_a_compiled_fixed_run_takes_every_step_from_one_graph():
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4), a["step"]
 
 
-@pytest.mark.parametrize("spec", ["lra:every=2", "pcgrad", "gradnorm"])
+@pytest.mark.parametrize("spec", ["lra:every=2", "pcgrad", "gradnorm", "relobralo", "bayes"])
 def test_a_compiled_run_of_a_gradient_balancer_follows_the_eager_one(spec):
-    """The per-term gradients from one graph: the weights and losses follow the uncompiled run's."""
+    """The per-term gradients from one graph (asked for, or for losses-driven weights the step Σ_k w_k J_k of
+    them): the weights and losses follow the uncompiled run's."""
     settings = dict(steps=6, lbfgs=0, width=8, depth=2, eval_every=10**9, log_every=1)
     eager = pb.train("problems/burgers.py", spec, compile="off", **settings)
     run = pb.train("problems/burgers.py", spec, compile="on", **settings)

@@ -132,6 +132,7 @@ class FusedGradient:
                 owners.setdefault(term.shares or term.name, []).append(k)
         terms = [term for term, _, _ in batches.items]
         self.owners = owners
+        self.separate = all(len(ks) == 1 for ks in owners.values())  # every term on a batch of its own
         groups = [(forward.batch_losses(model, [terms[k] for k in ks], batches.derivative_keys(model, owner),
                                         strict=True), ks) for owner, ks in owners.items()] + groups
         self.objective = _Objective(model, groups)

@@ -302,7 +302,7 @@ class Trainer:
         losses = values.losses
         traces = self.ntk_traces(request.ntk_points) if request.ntk_points else None
         rows = J if J is None or self.row_scale is None else self.row_scale.to(J)[:, None] * J
-        stats = Stats(losses=losses.detach(), jacobian=rows, ntk_traces=traces,
+        stats = Stats(losses=losses.detach(), jacobian=rows if request.jacobian else None, ntk_traces=traces,
                       pointwise=[ell.detach() for ell in values.pointwise], points=self.batches.points,
                       context=self.context if request.context else None)
         weights, state = self.balancer.update(stats, self.state, step=step, progress=adam_progress(step, self.config.steps))
@@ -325,10 +325,17 @@ class Trainer:
         return values.means, weights
 
     def losses_and_jacobian(self, jacobian: bool, whole: bool) -> tuple[TermValues, torch.Tensor | None]:
-        """This step's term values and, when ``jacobian``, the per-term gradients J (K × P over the
-        Jacobian's parameters): from one compiled graph (:mod:`pinnbal.train.fused`) when the step needs J over
-        every parameter of plain mean term losses, else the term losses' graph and J from it."""
-        if jacobian and whole and self.fused is not None and type(self.balancer).losses is Balancer.losses:
+        """This step's term values and the per-term gradients J (K × P over the Jacobian's parameters; None when
+        not taken).  Under ``--compile on``, for plain mean term losses and J over every parameter, both come
+        from one compiled graph (:mod:`pinnbal.train.fused`); else the term losses' graph, and J from it when
+        ``jacobian``.
+
+        A weights balancer that reads only the step's losses (``relobralo``, ``bayes``) gets its gradient as
+        Σ_k w_k J_k from those rows when every term has a batch of its own: the K rows then cost one backward,
+        and the graph is one."""
+        rows_anyway = self.balancer.kind == "weights" and self.fused is not None and self.fused.separate
+        if (jacobian or rows_anyway) and whole and self.fused is not None \
+                and type(self.balancer).losses is Balancer.losses:
             out = self.fused.rows(self.params)
             if out is not None:
                 J, pointwise = out
