@@ -46,11 +46,16 @@ from ..nets import PINNModel
 from ..problem import Regularisation
 
 
+def plain_losses(balancer: Balancer) -> bool:
+    """True when ``balancer``'s term losses are the plain means of the pointwise losses (what the one-graph
+    gradient computes): no per-point weights, no learned loss shape."""
+    return type(balancer).losses is Balancer.losses
+
+
 def weights_ahead(balancer: Balancer, step: int) -> bool:
     """True when ``balancer``'s weights at ``step`` are its current ones whatever the step measures: a
     term-weight method on the base class's update and plain mean term losses, not due at ``step``."""
-    kind = type(balancer)
-    return (balancer.kind == "weights" and kind.update is Balancer.update and kind.losses is Balancer.losses
+    return (balancer.kind == "weights" and type(balancer).update is Balancer.update and plain_losses(balancer)
             and not balancer.due(step))
 
 

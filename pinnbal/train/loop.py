@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..balancers.base import Balancer
 from ..balancers.pointwise import weighted_means
 from ..batches import evaluate_terms
 from ..jacobian import sync
 from .callbacks import Budget, Checkpoints, History, RollBack
+from .fused import plain_losses
 from .guard import stop_on_signals
 from .least_squares import SumOfSquares
 from .records import result
@@ -178,7 +178,7 @@ def fixed_objective(trainer: Trainer, weights: torch.Tensor):
 def fused_objective(trainer: Trainer):
     """The one-graph gradient (:mod:`pinnbal.train.fused`) when the second stage's objective is its plain weighted
     sum (no frozen per-point multipliers, the balancer's term losses plain means), else None."""
-    plain = trainer.frozen is None and type(trainer.balancer).losses is Balancer.losses
+    plain = trainer.frozen is None and plain_losses(trainer.balancer)
     return trainer.fused if plain else None
 
 

@@ -33,7 +33,7 @@ from ..balancers.pointwise import PointScheme
 from ..batches import Batches, TermValues, evaluate_terms, term_losses
 from ..context import TrainingContext
 from ..errors import ProblemError
-from .fused import weights_ahead
+from .fused import plain_losses, weights_ahead
 from ..jacobian import JacobianEngine, ntk_traces, sync
 from . import least_squares, windows
 from .compiling import switch_on
@@ -334,8 +334,7 @@ class Trainer:
         Σ_k w_k J_k from those rows when every term has a batch of its own: the K rows then cost one backward,
         and the graph is one."""
         rows_anyway = self.balancer.kind == "weights" and self.fused is not None and self.fused.separate
-        if (jacobian or rows_anyway) and whole and self.fused is not None \
-                and type(self.balancer).losses is Balancer.losses:
+        if (jacobian or rows_anyway) and whole and self.fused is not None and plain_losses(self.balancer):
             out = self.fused.rows(self.params)
             if out is not None:
                 J, pointwise = out
