@@ -209,6 +209,15 @@ def coverage_cases() -> list[dict]:
             cases.append({"problem": ("heat_inverse", "burgers")[i % 2], "spec": spec, "refusal": None,
                           "holdout": (0.2, 0.0)[i % 2], "resample_every": 2, "sampler": "uniform", "then": "lm",
                           "steps": 4, "lbfgs": 2, "stop_after": 4})
+    # --compile on: the one-graph gradient (fixed, lra between updates, the second stage), its rows (lra's
+    # updates, aggregators, losses-driven weights), with a holdout,
+    # redraws, time windows and a second stage that redraws
+    for i, spec in enumerate(("fixed", "lra:every=2", "relobralo", "bayes", "upgrad")):
+        if registered(spec):
+            cases.append({"problem": ("heat_inverse", "burgers")[i % 2], "spec": spec, "refusal": None,
+                          "holdout": (0.2, 0.0)[i % 2], "resample_every": (2, 0)[i // 2 % 2], "sampler": "uniform",
+                          "then": ("ssbfgs:resample=1", "auto")[i % 2], "time_windows": (1, 2)[i // 3],
+                          "steps": 4, "lbfgs": 2, "stop_after": 3, "compile": "on"})
     return cases
 
 
@@ -225,7 +234,7 @@ def command_line(case: dict) -> str:
     return (f"pinnbal run problems/{case['problem']}.py --balancer '{case['spec']}' --holdout {case['holdout']} "
             f"--resample-every {case['resample_every']} --sampler {case['sampler']} --steps {case['steps']} "
             f"--lbfgs {case['lbfgs']} --then {case['then']} --rwf '{case.get('rwf', '')}' "
-            f"--time-windows {case.get('time_windows', 1)} --width 8 --depth 1 --seed 3 --lr 0.01 --log-every 1 --checkpoint-every 2 "
+            f"--time-windows {case.get('time_windows', 1)} --compile {case.get('compile', 'off')} --width 8 --depth 1 --seed 3 --lr 0.01 --log-every 1 --checkpoint-every 2 "
             f"--device cpu (collocation points {POINTS[case['problem']]})")
 
 
@@ -268,7 +277,8 @@ def test_fuzz_combinations_train_or_are_refused_by_design(case):
     problem_path = small_problem(case["problem"])
     settings_ = dict(SETTINGS, steps=case["steps"], lbfgs=case["lbfgs"], holdout=case["holdout"],
                      resample_every=case["resample_every"], sampler=case["sampler"], then=case["then"],
-                     rwf=case.get("rwf", ""), time_windows=case.get("time_windows", 1))
+                     rwf=case.get("rwf", ""), time_windows=case.get("time_windows", 1),
+                     compile=case.get("compile", "off"))
     with tempfile.TemporaryDirectory(prefix="pinnbal-fuzz-") as tmp:
         tmp = Path(tmp)
         if case["refusal"] is not None:
