@@ -542,7 +542,7 @@ def jvp_jet(f: Callable, x: torch.Tensor, keys: tuple[Key, ...]) -> Jet:
 def _transformed(model: PINNModel, y: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """``problem.transform(p, u)`` checked as :meth:`PINNModel.forward` checks it."""
     problem = model.problem
-    p = Points(y, problem.domain.names, [], None, dict(model.unknowns), where="transform")
+    p = Points(y, problem.domain.names, [], None, model.unknown_values(), where="transform")
     out = problem.transform(p, u)
     want = (y.shape[0], len(problem.outputs))
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
@@ -783,6 +783,22 @@ def own_code(fn: Callable) -> Callable:
     return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
 
 
+def compile_own(fn: Callable, **options) -> Callable:
+    """``torch.compile(own_code(fn), **options)``, with dynamo's fake-tensor dispatch cache off.
+
+    That cache is process-wide; entries an earlier graph's inductor lowering left there (on a cold
+    compile cache only: a warm one skips the lowering) made the next trace of a transform's nested
+    ``torch.func.jvp`` fail ("RuntimeError when making fake tensor call": ``pi * x`` reported as
+    writing to overlapping memory), so a later graph of the same process (the second stage's, a
+    benchmark's next problem) ran eagerly.  Measured on Burgers (lra, warm compile cache): compile
+    time 7.2 s with the cache, 6.6 s without (``tests/test_compile.py`` reproduces the failure in a
+    process of its own on an empty compile cache)."""
+    import torch._dynamo.config  # torch.compile imports it anyway
+
+    torch._dynamo.config.fake_tensor_cache_enabled = False
+    return torch.compile(own_code(fn), **options)
+
+
 class Compiled:
     """``fn`` under ``torch.compile`` (mode default); when compiling or running it raises, ``eager`` (default
     ``fn``) from then on, with ``reason`` (one line) saying why.  ``compile_seconds``: the first call's wall
@@ -796,7 +812,7 @@ class Compiled:
     def __init__(self, fn: Callable, eager: Callable | None = None, **options):
         self.fn = fn
         self.eager = eager or fn
-        self.compiled = torch.compile(own_code(fn), **options)
+        self.compiled = compile_own(fn, **options)
         self.reason: str | None = None
         self.compile_seconds: float | None = None
 

@@ -107,3 +107,40 @@ def test_a_compiled_second_stage_with_redraws_and_per_point_weights_follows_the_
     assert compiled.metrics["lbfgs_iterations"] == 4
     for a, b in zip(eager.history, compiled.history):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-3, abs=1e-7), a["step"]
+
+
+AFTER_A_COLD_COMPILE = """
+import math, torch
+import pinnbal as pb
+from pinnbal import forward as fw
+from pinnbal.nets import PINNModel, build_network
+pb.train("problems/poisson1d.py", "lra", compile="on", out="first", steps=6, lbfgs=3, width=8, depth=1)
+problem = pb.Problem("p", pb.Box(x=(-1.0, 1.0), t=(0.0, 1.0)), ["u"],
+                     [pb.Residual("pde", lambda p: p.u_t + p.u * p.u_x - 0.01 * p.u_xx, points=8)],
+                     transform=lambda p, u: p.t * u - torch.sin(math.pi * p.x))
+torch.manual_seed(0)
+model = PINNModel(problem, build_network(2, 1, width=8, depth=2)).double()
+x = (torch.rand(12, 2, dtype=torch.float64) * 2 - 1).requires_grad_(True)
+run = fw.compiled_batch_losses(model, problem.terms, fw.term_keys(model, problem.terms, x), fullgraph=True,
+                               backend="aot_eager")
+run(x, [None])
+print("reason:", run.reason)
+"""
+
+
+def test_a_second_graph_compiles_after_a_cold_inductor_compile_in_the_same_process(tmp_path):
+    """On an empty compile cache, inductor's lowering of a first run's graphs left fake-tensor dispatch cache
+    entries that made the next trace of a transform's nested jvp fail (``forward.compile_own``): a process
+    of its own with a cache directory of its own reproduces it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "cache"), PYTHONWARNINGS="ignore")
+    (tmp_path / "problems").symlink_to(root / "problems")
+    done = subprocess.run([sys.executable, "-c", AFTER_A_COLD_COMPILE], cwd=tmp_path, env=env, text=True,
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "reason: None", done.stdout[-2000:]

@@ -259,7 +259,8 @@ def test_the_whole_loss_compiles_as_one_graph_with_one_backward(outputs):
     keys = fw.term_keys(model, problem.terms, x)
     run = fw.compiled_batch_losses(model, problem.terms, keys, backend="aot_eager", fullgraph=True)
     (r, ell), = run(x, [None])
-    assert run.reason is None and run.compile_seconds > 0
+    assert run.reason is None, run.reason
+    assert run.compile_seconds > 0
     params = list(model.parameters())
     assert torch.autograd.grad(ell.mean(), x, retain_graph=True, allow_unused=True) == (None,)
     got = torch.autograd.grad(ell.mean(), params)

@@ -143,8 +143,8 @@ class FusedGradient:
         self.objective = _Objective(model, groups)
         named = [f"model.{name}" for name in self.names]
         # fullgraph: a graph break would run torch.func eagerly, slower than the per-batch graphs; fail instead
-        self.compiled = {"gradient": torch.compile(forward.own_code(gradient_of(self.objective)), fullgraph=True),
-                         "rows": torch.compile(forward.own_code(rows_of(self.objective, named)), fullgraph=True)}
+        self.compiled = {"gradient": forward.compile_own(gradient_of(self.objective), fullgraph=True),
+                         "rows": forward.compile_own(rows_of(self.objective, named), fullgraph=True)}
         self.reason: str | None = None
         self.compile_seconds: dict[str, float] = {}  # each graph's first call (tracing and compiling)
         self.uncounted: float | None = None  # first-call seconds the trainer's clock has not yet taken
