@@ -19,7 +19,7 @@ from .errors import OptionError, PinnbalError, ProblemError
 from .loader import load_problem
 from .problem import Problem
 from .train import MAX_FAILURES, Run, TrainConfig, Trainer, default_balancer, fit
-from .train.config import SPEC_SETTINGS, expand_settings
+from .train.config import OBSERVED, SPEC_SETTINGS, expand_settings
 from .train.guard import run_lock
 from .train.records import config_record, restore, result
 
@@ -88,7 +88,8 @@ def problem_balancer(problem: Problem) -> tuple[str, str]:
     ``pinnbal info``): the recipe's, else the library default for the problem."""
     if problem.recipe is not None and problem.recipe.balancer:
         return problem.recipe.balancer, "its recipe's"
-    observed = f": {problem.observations} observations" if problem.observations else ""
+    n = problem.observations
+    observed = f": {n} observations, {'at least' if n >= OBSERVED else 'fewer than'} {OBSERVED}" if n else ""
     return default_balancer(problem), f"the library default{observed}"
 
 

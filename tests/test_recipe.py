@@ -175,7 +175,8 @@ def test_the_default_balancer_is_bayes_once_a_problem_holds_observations(observa
     assert main(["run", str(path), "--steps", "2", "--lbfgs", "0", "--out", str(out), "--quiet", "--no-render"]) == 0
     assert config_of(out)["balancer"].split(":")[0] == balancer
     assert main(["info", str(path)]) == 0
-    assert f"balancer  {balancer}  (the library default" in capsys.readouterr().out
+    side = "at least" if observations >= 10 else "fewer than"
+    assert f"balancer  {balancer}  (the library default: {observations} observations, {side} 10" in capsys.readouterr().out
     out2 = tmp_path / "chosen"  # the command line still decides
     assert main(["run", str(path), "--balancer", "fixed", "--steps", "2", "--lbfgs", "0", "--out", str(out2),
                  "--quiet", "--no-render"]) == 0
