@@ -427,8 +427,9 @@ class Trainer:
 def adam_for(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
     """``torch.optim.Adam`` with its fused kernel where the parameters' device has one (CPU and CUDA): one
     kernel per step instead of about ten small operations per parameter tensor, the same update to rounding.
-    Measured on this project's 2-core CPU, idle, 2026-12-07 (4 x 32 tanh network, 2000 steps, fastest of 3 rounds,
-    one process): 0.38 ms per step for the default single-tensor loop, 0.28 ms foreach, 0.11 ms fused.  Against a
+    Measured on this project's 2-core CPU, idle, 2026-12-07, by a one-off script that timed ``optimizer.step()``
+    alone (not in the repository; 4 x 32 tanh network, 2000 steps, fastest of 3 rounds, one process): 0.38 ms per
+    step for the default single-tensor loop, 0.28 ms foreach, 0.11 ms fused.  Against a
     compiled Burgers step of 12-14 ms that day, the step-level bench (`pinnbal bench speed --balancers fixed
     --steps 150 --rounds 3 --repeats 3 --compiled`, two runs each way, alternating) could not tell the two apart."""
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
